@@ -1,0 +1,141 @@
+"""Write a report directory atomically, and rebuild one from its own committed data.
+
+A report dir holds its data (results.csv, curves.csv, report.json) and what is derived from it
+(summary.csv, README.md, tables.tex, plots/). Deriving reads the data back from disk, so a first
+build and a later `--regenerate` take exactly the same path and give the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from . import render
+from .collect import Collection, ReportError, collect_local
+
+RUNS_FILE, CURVES_FILE, META_FILE = "results.csv", "curves.csv", "report.json"
+DATA_FILES = (RUNS_FILE, CURVES_FILE, META_FILE)
+BOOL_COLUMNS = ("higher_is_better", "git_dirty")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False, lineterminator="\n")
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    # Only empty cells are missing: a variant whose short name is "NA" stays "NA".
+    runs = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False)
+    for column in BOOL_COLUMNS:  # "True"/"False" text when the column also has empty cells
+        runs[column] = runs[column].map({True: True, False: False, "True": True, "False": False})
+    for column in ("short", "change", "error", "task", "cell", "task_label", "metric", "run", "status"):
+        runs[column] = runs[column].astype(object).where(runs[column].notna(), None)
+    return runs
+
+
+def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
+    """Everything derived from data_dir's results.csv, curves.csv and report.json, written into target."""
+    from .stats import summarize
+
+    meta = json.loads((data_dir / META_FILE).read_text())
+    runs = read_runs(data_dir / RUNS_FILE)
+    curves = pd.read_csv(data_dir / CURVES_FILE)
+    summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
+    write_csv(summary, target / "summary.csv")
+    images: dict = {}
+    if plots and meta.get("plots", True):
+        from .plots import draw_all
+        images = draw_all(runs, curves, summary, meta, target)
+    (target / "README.md").write_text(render.readme(meta, summary, runs, images))
+    (target / "tables.tex").write_text(render.latex(summary, meta["reference"], meta["alpha"]))
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """Never replace a directory that is not a report (a typo in --out must not delete a sweep)."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / META_FILE).exists())):
+        raise ReportError(f"{out_dir}: exists and is not a report directory (no {META_FILE}); "
+                          "expected --out to name a new or an existing report directory")
+
+
+def replace_dir(build: Path, out_dir: Path) -> None:
+    """Swap the finished build in for out_dir: readers see the old report or the new one, never half."""
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
+        os.replace(out_dir, old / out_dir.name)
+    os.replace(build, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_into(out_dir: Path, fill) -> Path:
+    """Run fill(tmp_dir) in a sibling temp dir, then swap it in; on any error leave out_dir untouched."""
+    out_dir = Path(out_dir)
+    check_replaceable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        fill(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes 0700 dirs; a report is meant to be read and committed
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: bool = True) -> Path:
+    def fill(tmp: Path) -> None:
+        write_csv(collection.runs, tmp / RUNS_FILE)
+        write_csv(collection.curves, tmp / CURVES_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        derive(tmp, tmp, plots)
+    return build_into(out_dir, fill)
+
+
+def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "vanilla", alpha: float = 0.05,
+                 title: str | None = None, command: str | None = None, plots: bool = True,
+                 warn=None) -> Path:
+    """Report over local sweep dirs into out_dir (replaced atomically); returns out_dir.
+
+    Raises ReportError (one-line message) when there is nothing to report; then nothing is written.
+    `warn(line)` receives one line per job dir without a usable result.json (default: ignored).
+    """
+    sweep_dirs = [Path(d) for d in sweep_dirs]
+    collection = collect_local(sweep_dirs)
+    for line in collection.warnings:
+        (warn or (lambda _: None))(line)
+    meta = {
+        "title": title or Path(out_dir).name,
+        "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
+        "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
+    }
+    return write_collection(collection, out_dir, meta, plots)
+
+
+def find_reports(root: Path) -> list[Path]:
+    return sorted({p.parent for p in Path(root).rglob(META_FILE) if (p.parent / RUNS_FILE).is_file()})
+
+
+def regenerate(root: Path, plots: bool = True) -> list[Path]:
+    """Rebuild every report under root (or root itself) from its committed data; runs nothing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ReportError(f"{root}: no such directory; expected a directory of reports (each with {META_FILE} and {RUNS_FILE})")
+    reports = find_reports(root)
+    if not reports:
+        raise ReportError(f"{root}: no report found; expected report directories holding {META_FILE} and {RUNS_FILE}")
+    for report in reports:
+        missing = [name for name in DATA_FILES if not (report / name).is_file()]
+        if missing:
+            raise ReportError(f"{report}: missing {', '.join(missing)}; expected the data files {', '.join(DATA_FILES)}")
+
+        def fill(tmp: Path, report: Path = report) -> None:
+            for name in DATA_FILES:
+                shutil.copyfile(report / name, tmp / name)
+            derive(tmp, tmp, plots)
+        build_into(report, fill)
+    return reports

@@ -1,0 +1,190 @@
+"""Sweep directories -> one pandas table of runs (one row per launched job) and their val curves.
+
+Every job dir Hydra created is a row: a good result.json gives its status (completed / diverged /
+failed); a job dir without a usable result.json (crashed hard, still running, corrupt file) is a
+row with status "missing" and a warning naming the path. Nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ..results import RESULT_FILE, ResultError, read_result
+
+MISSING = "missing"
+METRICS_LOG = "metrics.csv"
+
+# Fixed leading columns of results.csv; metrics and config keys follow, sorted, so the file is stable.
+CORE_COLUMNS = [
+    "task_label", "task", "cell", "short", "change", "seed", "status", "error",
+    "metric", "higher_is_better", "baseline", "solved_threshold", "value",
+    "params", "params_recurrent", "steps", "duration_s", "finished",
+    "git_commit", "git_dirty", "sweep", "run",
+]
+CURVE_COLUMNS = ["run", "key", "step", "value"]
+# Config keys whose differences between runs of one task make them different experiments.
+TASK_IDENTITY_IGNORED = ("task.name", "task.data_seed")
+
+
+class ReportError(ValueError):
+    """Input a report cannot be built from; the message is one line naming what and what is expected."""
+
+
+@dataclass
+class Collection:
+    runs: pd.DataFrame                      # CORE_COLUMNS + "metrics.<key>" + "config.<key>"
+    curves: pd.DataFrame                    # CURVE_COLUMNS: val/<headline metric> per run and step
+    warnings: list[str] = field(default_factory=list)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict[str, Any]:
+    """One results.csv row from a validated result.json record (local or rebuilt from W&B)."""
+    metric = record.get("metric")
+    metrics = record.get("metrics") or {}
+    git = record.get("git") or {}
+    value = metrics.get(f"test/{metric}") if metric else None
+    row = {
+        "task": record["task"], "cell": record["cell"], "short": record.get("short"),
+        "change": record.get("change"), "seed": record["seed"], "status": record["status"],
+        "error": record.get("error"), "metric": metric, "higher_is_better": record.get("higher_is_better"),
+        "baseline": record.get("baseline"), "solved_threshold": record.get("solved_threshold"),
+        # A completed run without its headline metric cannot be ranked; keep it visible as NaN.
+        "value": value if record["status"] == "completed" else None,
+        "params": record.get("params"), "params_recurrent": record.get("params_recurrent"),
+        "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
+        "git_commit": git.get("commit"), "git_dirty": git.get("dirty"), "sweep": sweep, "run": run,
+    }
+    row.update({f"metrics.{k}": v for k, v in metrics.items()})
+    row.update({f"config.{k}": to_json_safe(v) for k, v in flatten(record.get("config") or {}).items()})
+    return row
+
+
+def missing_row(job_dir: Path, run: str, sweep: str, reason: str) -> dict[str, Any]:
+    """A job Hydra launched but that left no usable record: place it in its group from .hydra/config.yaml."""
+    config: dict = {}
+    try:
+        config = yaml.safe_load((job_dir / ".hydra" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        pass
+    cell, task = config.get("cell") or {}, config.get("task") or {}
+    return {
+        "task": task.get("name"), "cell": cell.get("name"), "short": cell.get("short"),
+        "change": cell.get("change"), "seed": config.get("seed"), "status": MISSING, "error": reason,
+        "sweep": sweep, "run": run,
+        **{f"config.{k}": v for k, v in flatten(config).items() if isinstance(v, (int, float, str, bool))},
+    }
+
+
+def read_curve(job_dir: Path, metric: str | None, run: str) -> pd.DataFrame:
+    """val/<metric> per logged step from the job's own Lightning CSV log (sparse rows)."""
+    path = job_dir / METRICS_LOG
+    key = f"val/{metric}"
+    if metric is None or not path.is_file():
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    try:
+        log = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    if key not in log.columns or "step" not in log.columns:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    points = log[["step", key]].dropna().drop_duplicates("step", keep="last")
+    return pd.DataFrame({"run": run, "key": key, "step": points["step"].astype(int), "value": points[key]})
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """Every dir holding a result.json or Hydra's .hydra/ (a launched job), skipping W&B's files."""
+    found = set()
+    for path in sweep_dir.rglob("*"):
+        if "wandb" in path.relative_to(sweep_dir).parts:
+            continue
+        if path.name == RESULT_FILE and path.is_file():
+            found.add(path.parent)
+        elif path.name == ".hydra" and path.is_dir() and not (path.parent / "multirun.yaml").exists():
+            found.add(path.parent)  # the sweep dir itself may hold a .hydra of its own: not a job
+    return sorted(found)
+
+
+def finish_time(path: Path) -> str:
+    """When the job wrote its record (UTC, to the second): the report's date comes from the data."""
+    stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def collect_local(sweep_dirs: list[Path]) -> Collection:
+    rows, curves, warnings = [], [], []
+    for sweep_dir in map(Path, sweep_dirs):
+        if not sweep_dir.is_dir():
+            raise ReportError(f"{sweep_dir}: no such directory; expected a sweep directory holding <job>/result.json files")
+        dirs = job_dirs(sweep_dir)
+        for job_dir in dirs:
+            run = f"{sweep_dir.name}/{job_dir.relative_to(sweep_dir).as_posix()}".rstrip("/.")
+            path = job_dir / RESULT_FILE
+            try:
+                record = read_result(path)
+            except FileNotFoundError:
+                warnings.append(f"{job_dir}: no {RESULT_FILE} (crashed or still running); counted as missing")
+                rows.append(missing_row(job_dir, run, str(sweep_dir), f"no {RESULT_FILE}"))
+                continue
+            except (ResultError, OSError, UnicodeDecodeError) as e:
+                warnings.append(f"{e}; counted as missing")
+                rows.append(missing_row(job_dir, run, str(sweep_dir), str(e)))
+                continue
+            rows.append(record_row(record, run, str(sweep_dir), finish_time(path)))
+            curves.append(read_curve(job_dir, record.get("metric"), run))
+    if not rows:
+        dirs = ", ".join(map(str, sweep_dirs))
+        raise ReportError(f"no runs found under {dirs}; expected job directories holding {RESULT_FILE} (a finished `lstm-ablate -m` sweep)")
+    return finish(rows, curves, warnings)
+
+
+def finish(rows: list[dict], curves: list[pd.DataFrame], warnings: list[str]) -> Collection:
+    """Shared by every source: label task groups, order rows and columns deterministically."""
+    runs = pd.DataFrame(rows)
+    unplaced = runs["task"].isna() | runs["cell"].isna()
+    for run in runs.loc[unplaced, "run"]:
+        warnings.append(f"{run}: task or cell unknown (no readable .hydra/config.yaml); listed under task '?'")
+    runs["task"] = runs["task"].fillna("?")
+    runs["cell"] = runs["cell"].fillna("?")
+    runs["task_label"] = task_labels(runs)
+    for column in CORE_COLUMNS:
+        if column not in runs.columns:
+            runs[column] = None
+    extra = sorted(c for c in runs.columns if c not in CORE_COLUMNS)
+    runs = runs[CORE_COLUMNS + extra].sort_values(["task_label", "cell", "seed", "run"], kind="stable", na_position="last")
+    curves_df = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) else pd.DataFrame(columns=CURVE_COLUMNS)
+    curves_df = curves_df.sort_values(["run", "key", "step"], kind="stable")
+    return Collection(runs.reset_index(drop=True), curves_df.reset_index(drop=True), warnings)
+
+
+def task_labels(runs: pd.DataFrame) -> pd.Series:
+    """The task name, plus any task.* setting that differs between its runs (seq_len=10 vs 100 are
+    different experiments and get separate tables, never one mixed mean)."""
+    labels = runs["task"].astype(str).copy()
+    task_keys = [c for c in runs.columns if c.startswith("config.task.") and c[len("config."):] not in TASK_IDENTITY_IGNORED]
+    for task, group in runs.groupby("task", sort=True):
+        varying = [c for c in task_keys if group[c].dropna().astype(str).nunique() > 1]
+        for index, row in group.iterrows():
+            parts = [f"{c[len('config.task.'):]}={row[c]}" for c in varying if pd.notna(row[c])]
+            labels[index] = " ".join([str(task), *parts])
+    return labels
+
+
+def to_json_safe(value: Any) -> Any:
+    """Config values like lists must survive a CSV round trip: store them as JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
