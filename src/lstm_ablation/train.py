@@ -168,7 +168,6 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     record["duration_s"] = round(time.perf_counter() - start, 3)
     write_result(run_dir, record)
     if run is not None:
-        run.summary.update({f"best/{k}": v for k, v in record["metrics"].items()})
         run.summary.update({"status": record["status"], **record["metrics"]})
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
     log.info("%s %s seed=%s: %s %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"])

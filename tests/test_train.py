@@ -1,0 +1,77 @@
+"""One job in-process: the record it writes, and that crashes/divergence are recorded, not raised."""
+import json
+
+import pytest
+
+from lstm_ablation import ConfigError
+from lstm_ablation.results import read_result
+from lstm_ablation.train import train
+
+from conftest import TINY
+from wandb_log import read_run
+
+
+def test_completed_job_writes_full_record(make_cfg, tmp_path):
+    cfg = make_cfg("cell=no_forget_gate", "seed=2", *TINY)
+    record = train(cfg, tmp_path, group="g")
+    on_disk = read_result(tmp_path / "result.json")
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["status"] == "completed" and on_disk["cell"] == "no_forget_gate" and on_disk["short"] == "NFG"
+    assert on_disk["task"] == "adding" and on_disk["seed"] == 2
+    assert on_disk["baseline"] == pytest.approx(1 / 6)
+    assert {"test/loss", "val/loss_best"} <= set(on_disk["metrics"])
+    assert 0 < on_disk["metrics"]["test/loss"] < 10
+    # NFG: 3 gate rows of H*(I+H)+H, plus the readout H+1
+    assert on_disk["params"] == 3 * (8 * (2 + 8) + 8) + 8 + 1
+    assert on_disk["config"]["task"]["seq_len"] == 6 and on_disk["config"]["cell"]["forget_gate"] == "none"
+    assert "hydra" not in on_disk["config"]
+    assert set(on_disk["git"]) == {"commit", "dirty"} and on_disk["duration_s"] > 0
+    assert (tmp_path / "metrics.csv").read_text().startswith("epoch,step")  # per-step curve for reports
+
+
+def test_val_loss_best_is_the_minimum_seen(make_cfg, tmp_path):
+    record = train(make_cfg(*TINY, "trainer.max_steps=12", "trainer.val_check_interval=2"), tmp_path)
+    import pandas as pd
+    curve = pd.read_csv(tmp_path / "metrics.csv")["val/loss"].dropna()
+    assert len(curve) == 6
+    assert record["metrics"]["val/loss_best"] == pytest.approx(curve.min())
+
+
+def test_diverged_job_is_recorded(make_cfg, tmp_path, monkeypatch):
+    import lstm_ablation.tasks.adding as adding
+    real = adding.generate
+    monkeypatch.setattr(adding, "generate", lambda *a, **k: (lambda x, y: (x, y * float("nan")))(*real(*a, **k)))
+    record = train(make_cfg(*TINY), tmp_path)
+    assert record["status"] == "diverged" and "train/loss is nan" in record["error"]
+    assert read_result(tmp_path / "result.json")["status"] == "diverged"
+
+
+def test_crashed_job_is_recorded_and_wandb_run_finished(make_cfg, tmp_path, monkeypatch):
+    import lstm_ablation.model as model
+    def boom(*a, **k):
+        raise RuntimeError("out of memory (simulated)")
+    monkeypatch.setattr(model, "build_recurrent", boom)
+    record = train(make_cfg(*TINY, "wandb.mode=offline"), tmp_path, group="sweep-x")
+    assert record["status"] == "failed" and "out of memory (simulated)" in record["error"]
+    assert read_result(tmp_path / "result.json")["status"] == "failed"
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    run = read_run(run_dir)
+    assert run["exit_code"] == 1 and run["summary"]["status"] == "failed"
+
+
+def test_offline_wandb_run_holds_group_tags_config_and_best(make_cfg, tmp_path):
+    record = train(make_cfg("cell=coupled_gates", *TINY, "wandb.mode=offline", "trainer.max_steps=12"), tmp_path, group="study/sweep-1")
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    run = read_run(run_dir)
+    assert run["group"] == "study/sweep-1" and run["job_type"] == "coupled_gates"
+    assert set(run["tags"]) == {"coupled_gates", "adding"}
+    assert run["config"]["cell.forget_gate"] == "coupled" and run["config"]["task.seq_len"] == 6  # flattened
+    assert run["summary"]["val/loss_best"] == pytest.approx(record["metrics"]["val/loss_best"])
+    assert run["summary"]["val/loss"] == {"min": pytest.approx(record["metrics"]["val/loss_best"])}
+    assert {"train/loss", "val/loss"} <= run["history_keys"] and run["exit_code"] == 0
+
+
+def test_bad_config_raises_before_any_file_is_written(make_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="^task.seq_len"):
+        train(make_cfg("task.seq_len=1", "wandb.mode=offline"), tmp_path / "job")
+    assert not (tmp_path / "job").exists()
