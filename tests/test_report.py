@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,132 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, make_input
 def test_out_must_not_be_a_non_report_dir(sweep: Path) -> None:
     with pytest.raises(ReportError, match="not a report directory"):
         write_report([sweep], sweep, plots=False)
+
+
+# ---------------------------------------------------------------------------- statistics by hand
+
+def test_t_interval_welch_d_by_hand() -> None:
+    import math
+
+    from scipy import stats as sps
+
+    from lstm_ablation.report.stats import cohens_d, t_interval, welch_p
+
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0, 7.0])
+    low, high = t_interval(a)  # mean 2, s 1, t(0.975, 2) = 4.302653
+    assert (low, high) == pytest.approx((2 - 4.302653 / math.sqrt(3), 2 + 4.302653 / math.sqrt(3)), rel=1e-6)
+    # Welch: t = -3.5 / sqrt(1/3 + (5/3)/4); df = 0.75^2 / ((1/3)^2/2 + (5/12)^2/3)
+    t = -3.5 / math.sqrt(1 / 3 + 5 / 12)
+    df = 0.75 ** 2 / ((1 / 3) ** 2 / 2 + (5 / 12) ** 2 / 3)
+    assert welch_p(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-9)
+    assert cohens_d(a, b) == pytest.approx(-3.5 / math.sqrt((1 + 5 / 3) / 2))
+    assert math.isnan(t_interval(np.array([1.0]))[0]) and math.isnan(welch_p(np.array([1.0]), b))
+
+
+def test_holm_step_down() -> None:
+    from lstm_ablation.report.stats import holm
+
+    # sorted 0.01, 0.03, 0.04 -> 3*0.01, 2*0.03, max(0.06, 1*0.04): monotone; NaN untouched
+    adjusted = holm([0.01, 0.04, 0.03, float("nan")])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06]) and np.isnan(adjusted[3])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_summary_on_a_fixed_table(tmp_path: Path) -> None:
+    """vanilla 1,2,3; worse 4..7; single 2.5 (one seed); flaky 1,1 + a diverged seed; threshold 2.5."""
+    from lstm_ablation.report.collect import collect_local
+    from lstm_ablation.report.stats import TOO_SMALL, summarize
+
+    s = tmp_path / "s"
+    runs = [("vanilla", [1, 2, 3]), ("worse", [4, 5, 6, 7]), ("single", [2.5]), ("flaky", [1.0, 1.5, None])]
+    num = 0
+    for cell, values in runs:
+        for seed, v in enumerate(values):
+            curve = [(10, 9.0), (20, 2.0), (30, 1.0)] if cell == "vanilla" and seed < 2 else [(10, 9.0), (20, 8.0)]
+            make_run(s, num, cell, seed, v, "completed" if v is not None else "diverged", threshold=2.5, curve=curve)
+            num += 1
+    collection = collect_local([s])
+    summary = summarize(collection.runs, collection.curves).set_index("cell")
+    assert summary.loc["vanilla", ["mean", "std", "median"]].tolist() == pytest.approx([2.0, 1.0, 2.0])
+    assert summary.loc["vanilla", "solve_rate"] == pytest.approx(2 / 3)        # 1 and 2 are <= 2.5
+    assert summary.loc["flaky", "solve_rate"] == pytest.approx(2 / 3)          # the diverged seed is unsolved
+    assert summary.loc["flaky", ["launched", "completed", "diverged"]].tolist() == [3, 2, 1]
+    assert summary.loc["vanilla", ["reached", "steps_to_threshold"]].tolist() == [2, 20]
+    assert summary.loc["single", "note"] == TOO_SMALL and np.isnan(summary.loc["single", "p_holm"])
+    assert summary.loc["single", "diff"] == pytest.approx(0.5)
+    # Holm over the two testable variants (worse, flaky): the smaller p doubles, the larger stays >= it
+    p_worse, p_flaky = summary.loc["worse", "p_value"], summary.loc["flaky", "p_value"]
+    assert p_worse < p_flaky
+    assert summary.loc["worse", "p_holm"] == pytest.approx(min(1, 2 * p_worse))
+    assert summary.loc["flaky", "p_holm"] == pytest.approx(max(min(1, 2 * p_worse), p_flaky))
+    assert bool(summary.loc["worse", "significant"]) and summary.loc["worse", "diff"] == pytest.approx(3.5)
+    ranked = summarize(collection.runs, collection.curves)["cell"].tolist()
+    assert ranked == ["flaky", "vanilla", "single", "worse"]  # lower loss first
+
+
+def test_higher_is_better_and_other_reference(tmp_path: Path) -> None:
+    from lstm_ablation.report.collect import collect_local
+    from lstm_ablation.report.stats import summarize
+
+    s = tmp_path / "s"
+    for num, (cell, v) in enumerate([("rnn", 0.5), ("rnn", 0.6), ("vanilla", 0.9), ("vanilla", 0.95)]):
+        make_run(s, num, cell, num, v, task="order", metric="accuracy", higher=True, baseline=0.25, threshold=0.9)
+    c = collect_local([s])
+    summary = summarize(c.runs, c.curves, reference="rnn").set_index("cell")
+    assert summary.index.tolist() == ["vanilla", "rnn"]                        # higher accuracy ranks first
+    assert summary.loc["vanilla", "diff"] == pytest.approx(0.375) and summary.loc["rnn", "note"] == "reference"
+    assert summary.loc["vanilla", "solve_rate"] == 1.0 and summary.loc["rnn", "solve_rate"] == 0.0
+
+
+# ---------------------------------------------------------------------------- malformed input
+
+def test_malformed_runs_warn_and_good_runs_count(sweep: Path, tmp_path: Path) -> None:
+    crashed = sweep / "9-vanilla-s3"
+    (crashed / ".hydra").mkdir(parents=True)
+    (crashed / ".hydra" / "config.yaml").write_text("cell:\n  name: vanilla\ntask:\n  name: adding\nseed: 3\n")
+    corrupt = make_run(sweep, 10, "rnn", 4, 0.2)
+    (corrupt / "result.json").write_text('{"status": "completed", ')
+    incomplete = make_run(sweep, 11, "rnn", 5, 0.2)
+    (incomplete / "result.json").write_text('{"status": "completed"}')
+    make_run(sweep, 12, "vanilla", 0, 0.5, task="copy", metric="accuracy", higher=True, baseline=0.1)
+    warnings: list[str] = []
+    out = write_report([sweep], tmp_path / "rep", plots=False, warn=warnings.append)
+    assert len(warnings) == 3
+    assert any(str(crashed) in w and "no result.json" in w for w in warnings)
+    assert any(str(corrupt) in w and "not valid JSON" in w for w in warnings)
+    assert any(str(incomplete) in w and "missing field" in w for w in warnings)
+    summary = pd.read_csv(out / "summary.csv")
+    adding = summary[summary["task_label"] == "adding"].set_index("cell")
+    assert adding.loc["vanilla", ["launched", "completed", "missing"]].tolist() == [4, 3, 1]
+    assert adding.loc["rnn", ["launched", "completed", "failed", "missing"]].tolist() == [5, 2, 1, 2]
+    assert sorted(summary["task_label"].unique()) == ["adding", "copy"]        # mixed tasks: one table each
+    readme = (out / "README.md").read_text()
+    assert "## adding" in readme and "## copy" in readme and "test accuracy" in readme
+    assert "## Runs without a completed result" in readme and "missing" in readme
+
+
+def test_differing_task_settings_get_separate_tables(tmp_path: Path) -> None:
+    s = tmp_path / "s"
+    make_run(s, 0, "vanilla", 0, 0.1, seq_len=10)
+    make_run(s, 1, "vanilla", 0, 0.2, seq_len=100)
+    out = write_report([s], tmp_path / "rep", plots=False)
+    assert sorted(pd.read_csv(out / "summary.csv")["task_label"]) == ["adding seq_len=10", "adding seq_len=100"]
+
+
+def test_regenerate_bad_input(tmp_path: Path, capsys) -> None:
+    for target, expected in [(tmp_path / "none", "no such directory"), (tmp_path, "no report found")]:
+        with pytest.raises(SystemExit) as e:
+            main(["--regenerate", str(target)])
+        assert e.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_atomic_replace_keeps_old_report_on_failure(sweep: Path, tmp_path: Path, monkeypatch) -> None:
+    out = write_report([sweep], tmp_path / "rep", plots=False)
+    before = (out / "README.md").read_bytes()
+    from lstm_ablation.report import render
+
+    monkeypatch.setattr(render, "latex", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_report([sweep], out, plots=False, title="new")
+    assert (out / "README.md").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "sweep"]

@@ -11,9 +11,10 @@ import re
 import pandas as pd
 
 from .collect import MISSING
-from .stats import TOO_SMALL
+from .stats import TOO_SMALL, mixed_settings
 
 DASH = "–"
+ALL_TASKS = "__all__"  # key of the cross-task plots among the images passed to readme()
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -134,10 +135,13 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
         "Regenerate with `lstm-ablate-report --regenerate <reports dir>`.",
         "",
     ]
+    mixed = mixed_settings(runs)
+    if mixed:  # before the tables: a reader must see that some "seeds" are not replicates
+        lines += ["**Warnings**", "", *[f"- {line}" for line in mixed], ""]
     for task_label, table in summary.groupby("task_label", sort=True):
         lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {})))
-    if "heatmap" in plots:
-        lines += ["## Difference from the reference, all tasks", "", *[f"![{n}]({p})" for n, p in plots["heatmap"].items()], ""]
+    if ALL_TASKS in plots:
+        lines += ["## Difference from the reference, all tasks", "", *[f"![{n}]({p})" for n, p in plots[ALL_TASKS].items()], ""]
     problems = runs[runs["status"] != "completed"]
     if len(problems):
         lines += ["## Runs without a completed result", "",

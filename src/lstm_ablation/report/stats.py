@@ -149,6 +149,21 @@ def rank(table: pd.DataFrame) -> pd.DataFrame:
     return order
 
 
+# Settings that, when they differ inside one task x variant group, mean its seeds are not replicates.
+SETTING_PREFIXES = ("config.cell.", "config.model.", "config.optim.", "config.trainer.")
+
+
+def mixed_settings(runs: pd.DataFrame) -> list[str]:
+    """One line per task x variant whose runs differ in a setting other than the seed."""
+    keys = [c for c in runs.columns if c.startswith(SETTING_PREFIXES)]
+    lines = []
+    for (task_label, cell), group in runs.groupby(["task_label", "cell"], sort=True):
+        varying = [k[len("config."):] for k in keys if group[k].dropna().astype(str).nunique() > 1]
+        if varying:
+            lines.append(f"{task_label} / {cell}: runs differ in {', '.join(varying)}; they are pooled as seeds")
+    return lines
+
+
 def summarize(runs: pd.DataFrame, curves: pd.DataFrame, reference: str = "vanilla", alpha: float = 0.05) -> pd.DataFrame:
     """One row per task x variant (SUMMARY_COLUMNS), tasks in name order, variants ranked."""
     tables = []
