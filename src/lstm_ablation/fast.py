@@ -1,10 +1,125 @@
-"""Fast path for LSTMLayer (issue 4): not built yet, so every layer uses the reference path."""
+"""Fast path for LSTMLayer (issue 4): the recurrence in C++ (csrc/lstm_fast.cpp).
+
+The extension is compiled on first use with torch.utils.cpp_extension and cached in
+~/.cache/lstm_ablation/<torch version> (override: LSTM_ABLATION_EXT_DIR), so later runs
+only load it. cpp_extension's lock file in that folder lets concurrent processes build it once.
+
+Which path runs (LSTMLayer(impl=...), the `impl` key of a cell config):
+    reference   always the Python equations (LSTMLayer.reference_forward)
+    fast        the C++ layer; a one-line error if it cannot run this input
+    auto        fast when it can run, else reference, with one log line saying why
+The C++ layer is CPU-only; a CUDA kernel would slot in as another branch of `unusable_reason`
+and `LSTMFunction`.
+"""
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from pathlib import Path
 
-def usable(layer, x) -> bool:
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+log = logging.getLogger(__name__)
+
+CSRC = Path(__file__).with_name("csrc")
+ACT_CODES = {"tanh": 0, "sigmoid": 1, "identity": 2}  # enum Act in lstm_fast.cpp
+FORGET_CODES = {"none": 0, "learned": 1, "coupled": 2}  # enum Forget in lstm_fast.cpp
+
+_ext = None  # the built module, once loaded
+_build_error: str | None = None  # why it could not be built, once that is known
+_logged: set[str] = set()  # fallback reasons already logged in this process
+
+
+def build_dir() -> Path:
+    # One folder per torch and Python version: a module built against another libtorch must not load.
+    root = Path(os.environ.get("LSTM_ABLATION_EXT_DIR", Path.home() / ".cache" / "lstm_ablation"))
+    return root / f"torch-{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}"
+
+
+def _load():
+    from torch.utils.cpp_extension import load
+
+    path = build_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return load(name="lstm_ablation_fast", sources=[str(CSRC / "lstm_fast.cpp")], build_directory=str(path),
+                extra_cflags=["-O3"], verbose=False)
+
+
+def extension():
+    """The compiled module, or None if it cannot be built here (the reason is in `_build_error`)."""
+    global _ext, _build_error
+    if _ext is None and _build_error is None:
+        try:
+            _ext = _load()
+        except Exception as e:  # no compiler, no ninja, compile error: all mean "use the reference path"
+            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            _build_error = f"the C++ extension did not build ({type(e).__name__}: {first_line})"
+    return _ext
+
+
+def unusable_reason(layer, x: Tensor) -> str | None:
+    """Why the fast path cannot run this layer on x, or None if it can."""
+    if x.device.type != "cpu":
+        return f"input is on {x.device.type} and the fast layer is CPU-only"
+    if x.dtype not in (torch.float32, torch.float64) or layer.weight_hh.dtype != x.dtype:
+        return f"dtypes {x.dtype} (input) and {layer.weight_hh.dtype} (weights): fast layer needs float32/float64, both alike"
+    if extension() is None:
+        return _build_error
+    return None
+
+
+def usable(layer, x: Tensor) -> bool:
+    if layer.impl == "reference":
+        return False
+    reason = unusable_reason(layer, x)
+    if reason is None:
+        return True
+    if layer.impl == "fast":
+        raise RuntimeError(f"LSTMLayer(impl='fast'): {reason}")
+    if reason not in _logged:
+        _logged.add(reason)
+        log.warning("LSTMLayer: using the reference (pure PyTorch) path: %s", reason)
     return False
 
 
-def lstm_forward(layer, x, state):
-    raise NotImplementedError
+def variant_flags(spec) -> tuple[bool, int, bool, int, int]:
+    """The CellSpec as the C++ layer reads it: has_i, forget code, has_o, act_g code, act_h code."""
+    return (spec.input_gate == "learned", FORGET_CODES[spec.forget_gate], spec.output_gate == "learned",
+            ACT_CODES[spec.candidate_activation], ACT_CODES[spec.output_activation])
+
+
+class LSTMFunction(torch.autograd.Function):
+    """out, h_T, c_T = LSTM(x, h0, c0); the hand-written backward of lstm_fast.cpp."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, bias, peephole, flags, save):
+        out, h_T, c_T, *saved = extension().forward(x, h0, c0, w_ih, w_hh, bias, peephole, *flags, save)
+        if save:  # saved = Z (T, B, G*H) activated gates, C (T, B, H) cell states
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, peephole, out, *saved)
+            ctx.flags = flags
+        ctx.set_materialize_grads(False)  # unused outputs give None, not zeros to read
+        return out, h_T, c_T
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_h_T, grad_c_T):
+        x, h0, c0, w_ih, w_hh, peephole, out, Z, C = ctx.saved_tensors
+        dx, dh0, dc0, dw_ih, dw_hh, db, dpeep = extension().backward(
+            grad_out, grad_h_T, grad_c_T, x, h0, c0, w_ih, w_hh, peephole, out, Z, C, *ctx.flags,
+            ctx.needs_input_grad[0])
+        return dx if ctx.needs_input_grad[0] else None, dh0, dc0, dw_ih, dw_hh, db, dpeep, None, None
+
+
+def lstm_forward(layer, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Same contract as LSTMLayer.reference_forward: out (B, T, H), (h_T, c_T)."""
+    h0, c0 = state
+    params = [layer.weight_ih, layer.weight_hh, layer.bias]
+    peephole = None if layer.peephole is None else layer.peephole.contiguous()
+    # Saving Z and C for backward costs memory; skip it when no gradient can flow.
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, h0, c0, peephole, *params])
+    out, h_T, c_T = LSTMFunction.apply(x, h0, c0, *(p.contiguous() for p in params), peephole,
+                                       variant_flags(layer.spec), save)
+    return out, (h_T, c_T)
