@@ -202,6 +202,16 @@ def test_regenerate_bad_input(tmp_path: Path, capsys) -> None:
         assert e.value.code == 2 and expected in capsys.readouterr().err
 
 
+def test_regeneration_with_statistics_and_plots_is_byte_identical(sweep: Path, tmp_path: Path) -> None:
+    from lstm_ablation.report import regenerate
+
+    out = write_report([sweep], tmp_path / "reports" / "synthetic")
+    before = tree_bytes(out)
+    assert "plots/difference-heatmap.png" in before and "worse" in before["README.md"].decode()
+    assert regenerate(tmp_path / "reports") == [out]
+    assert tree_bytes(out) == before
+
+
 def test_atomic_replace_keeps_old_report_on_failure(sweep: Path, tmp_path: Path, monkeypatch) -> None:
     out = write_report([sweep], tmp_path / "rep", plots=False)
     before = (out / "README.md").read_bytes()
@@ -212,3 +222,110 @@ def test_atomic_replace_keeps_old_report_on_failure(sweep: Path, tmp_path: Path,
         write_report([sweep], out, plots=False, title="new")
     assert (out / "README.md").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep", "sweep"]
+
+
+# ---------------------------------------------------------------------------- a real tiny sweep
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory) -> Path:
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("real")
+    cmd = [sys.executable, "-m", "lstm_ablation", "-m", "cell=vanilla,rnn", "seed=0", "task.seq_len=6",
+           "task.n_train=64", "task.n_val=32", "task.n_test=32", "trainer.max_steps=12", "trainer.val_check_interval=4",
+           "trainer.log_every_n_steps=4", "wandb.mode=disabled", f"hydra.sweep.dir={root / 'sweep'}"]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=300)
+    return root / "sweep"
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_report_from_a_real_sweep_and_regeneration_is_byte_identical(real_sweep: Path, tmp_path: Path, capsys) -> None:
+    reports = tmp_path / "reports"
+    main([str(real_sweep), "--out", str(reports / "tiny")])
+    out = reports / "tiny"
+    files = tree_bytes(out)
+    assert {"README.md", "results.csv", "summary.csv", "curves.csv", "report.json", "tables.tex",
+            "plots/curves-adding.png", "plots/final-adding.png", "plots/difference-heatmap.png"} <= set(files)
+    readme = files["README.md"].decode()
+    assert "![learning curves](plots/curves-adding.png)" in readme and "| 1/1 |" in readme
+    assert "Command: `lstm-ablate-report " in readme and "Git commit of the runs: " in readme
+    runs = pd.read_csv(out / "results.csv")
+    assert len(runs) == 2 and {"git_commit", "config.optim.lr", "metrics.test/loss", "status"} <= set(runs.columns)
+    assert pd.read_csv(out / "curves.csv")["step"].nunique() >= 2
+    # Regeneration needs only the report dir: move the sweep away first.
+    real_sweep.rename(real_sweep.with_name("gone"))
+    try:
+        main(["--regenerate", str(reports)])
+    finally:
+        real_sweep.with_name("gone").rename(real_sweep)
+    assert tree_bytes(out) == files
+    assert capsys.readouterr().out.strip().endswith("README.md")
+
+
+# ---------------------------------------------------------------------------- W&B as a source
+
+class FakeRun:
+    """What wandb.Api().runs() yields, rebuilt from a local job dir the way train.py logs to W&B."""
+
+    def __init__(self, job: Path, task_keys: bool) -> None:
+        from lstm_ablation.report.collect import flatten
+        from lstm_ablation.results import read_result
+
+        record = read_result(job / "result.json")
+        self.path, self.name, self.state = ["me", "proj", job.name], job.name, "finished"
+        self.config = flatten(record["config"])
+        self.summary = {"status": record["status"], "params": record["params"], "baseline": record["baseline"],
+                        **record["metrics"], "val/loss": {"min": 0.1}, "_runtime": 3.0, "_timestamp": 1.7e9,
+                        "trainer/global_step": record.get("steps")}
+        if task_keys:
+            self.summary.update({k: record[k] for k in ("metric", "higher_is_better", "solved_threshold")})
+        self.log = pd.read_csv(job / "metrics.csv")
+        self.metadata = {"git": {"commit": record["git"]["commit"]}}
+
+    def scan_history(self, keys):
+        for _, row in self.log.iterrows():
+            step = {"trainer/global_step": row["step"]}
+            yield {**step, **{k: row[k] for k in keys if k in row and pd.notna(row[k])}}
+
+
+@pytest.mark.parametrize("task_keys", [True, False])
+def test_wandb_adapter_matches_the_local_report(real_sweep: Path, task_keys: bool, monkeypatch) -> None:
+    import wandb
+
+    from lstm_ablation.report.collect import collect_local
+    from lstm_ablation.report.stats import summarize
+    from lstm_ablation.report.wandb_source import collect_wandb
+
+    runs = [FakeRun(job, task_keys) for job in sorted(real_sweep.iterdir()) if (job / "result.json").exists()]
+    crashed = FakeRun(sorted(real_sweep.iterdir())[0], task_keys)
+    crashed.summary, crashed.state, crashed.path = {}, "crashed", ["me", "proj", "x"]
+    asked = {}
+
+    class Api:
+        def runs(self, path, filters=None):
+            asked.update(path=path, filters=filters)
+            return runs + [crashed]
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    remote = collect_wandb("me/proj", group="g1")
+    assert asked == {"path": "me/proj", "filters": {"group": "g1"}}
+    assert any("x" in w and "missing" in w for w in remote.warnings)
+    assert any("inferred" in w for w in remote.warnings) != task_keys
+    local = collect_local([real_sweep])
+    columns = ["cell", "completed", "mean", "std", "params", "baseline"] + (["solve_rate", "steps_to_threshold"] if task_keys else [])
+    got = summarize(remote.runs, remote.curves)
+    want = summarize(local.runs, local.curves)
+    assert got.set_index("cell").loc[["rnn", "vanilla"], "launched"].tolist() == [1, 2]  # the crashed run counts
+    pd.testing.assert_frame_equal(got[columns[1:]].set_index(got["cell"]).drop(columns="completed"),
+                                  want[columns[1:]].set_index(want["cell"]).drop(columns="completed"), check_dtype=False)
+    assert sorted(remote.curves["value"]) == pytest.approx(sorted(local.curves["value"]))
+
+
+def test_wandb_bad_path(capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--wandb", "just-a-project"])
+    assert e.value.code == 2 and "expected ENTITY/PROJECT" in capsys.readouterr().err

@@ -173,8 +173,10 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, reference: str = "vanill
         task_curves = curves[curves["run"].isin(task_runs["run"])]
         first_step = steps_to_threshold(task_curves, threshold, higher)
         rows, values = [], {}
+        # Some baselines depend on the generated data (a majority class): average over the task's runs.
+        baseline = task_runs["baseline"].astype(float).mean()
         for cell, cell_runs in task_runs.groupby("cell", sort=True):
-            rows.append(group_row(task_label, cell, cell_runs, first_step))
+            rows.append({**group_row(task_label, cell, cell_runs, first_step), "baseline": baseline})
             done = cell_runs[(cell_runs["status"] == "completed") & cell_runs["value"].notna()]
             values[cell] = done["value"].to_numpy(dtype=float)
         table = compare_to_reference(pd.DataFrame(rows), values, reference, alpha)

@@ -68,8 +68,9 @@ def run_record(run) -> tuple[dict, list[str]]:
     task_keys = {k: summary[k] for k in TASK_KEYS if k in summary}
     if len(task_keys) < len(TASK_KEYS):
         task_keys = {**infer_task_keys(summary), **task_keys}
-        warnings.append(f"W&B run {'/'.join(run.path)}: summary lacks {', '.join(k for k in TASK_KEYS if k not in summary)}; "
-                        f"inferred headline metric {task_keys['metric']!r}, no solved threshold")
+        if status != MISSING:  # a run that never finished has nothing to score anyway
+            warnings.append(f"W&B run {'/'.join(run.path)}: summary lacks {', '.join(k for k in TASK_KEYS if k not in summary)}; "
+                            f"inferred headline metric {task_keys['metric']!r}, no solved threshold")
     metrics = {k: number(v) for k, v in summary.items()
                if (k.startswith("test/") or (k.startswith("val/") and k.endswith("_best"))) and number(v) is not None}
     nested: dict[str, Any] = {}
