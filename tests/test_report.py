@@ -329,3 +329,13 @@ def test_wandb_bad_path(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--wandb", "just-a-project"])
     assert e.value.code == 2 and "expected ENTITY/PROJECT" in capsys.readouterr().err
+
+
+def test_regenerate_corrupt_data_is_one_line_and_keeps_the_report(sweep: Path, tmp_path: Path, capsys) -> None:
+    out = write_report([sweep], tmp_path / "reports" / "r", plots=False)
+    (out / "report.json").write_text("{")
+    with pytest.raises(SystemExit) as e:
+        main(["--regenerate", str(tmp_path / "reports")])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "cannot read its data" in err and len(err.splitlines()) == 1
+    assert (out / "README.md").exists() and sorted(p.name for p in out.parent.iterdir()) == ["r"]

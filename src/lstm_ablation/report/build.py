@@ -136,6 +136,10 @@ def regenerate(root: Path, plots: bool = True) -> list[Path]:
         def fill(tmp: Path, report: Path = report) -> None:
             for name in DATA_FILES:
                 shutil.copyfile(report / name, tmp / name)
-            derive(tmp, tmp, plots)
+            try:
+                derive(tmp, tmp, plots)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError) as e:
+                raise ReportError(f"{report}: cannot read its data ({type(e).__name__}: {' '.join(str(e).split())[:150]}); "
+                                  "expected results.csv, curves.csv and report.json as lstm-ablate-report writes them") from None
         build_into(report, fill)
     return reports

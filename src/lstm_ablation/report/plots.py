@@ -134,7 +134,7 @@ def heat_map(summary: pd.DataFrame, reference: str, path: Path) -> bool:
     ax.set_ylabel("variant")
     ax.set_title(f"Difference from {reference}\n(text: raw Δ of the headline test metric; *: significant after Holm)", fontsize=9)
     bar = fig.colorbar(image, ax=ax)
-    bar.set_label("Δ / (baseline − reference)\n0 = as reference, 1 = memoryless, < 0 = better", fontsize=8)
+    bar.set_label("Δ / (baseline − reference)\n0: as reference · 1: memoryless", fontsize=8)
     fig.tight_layout()
     save(fig, path)
     return True

@@ -141,7 +141,9 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
     for task_label, table in summary.groupby("task_label", sort=True):
         lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {})))
     if ALL_TASKS in plots:
-        lines += ["## Difference from the reference, all tasks", "", *[f"![{n}]({p})" for n, p in plots[ALL_TASKS].items()], ""]
+        lines += ["## Difference from the reference, all tasks", "",
+                  "Colour: Δ / (memoryless baseline − reference mean), comparable across tasks and metric directions: "
+                  "0 = as good as the reference, 1 = no better than memoryless, below 0 = better than the reference.", "", *[f"![{n}]({p})" for n, p in plots[ALL_TASKS].items()], ""]
     problems = runs[runs["status"] != "completed"]
     if len(problems):
         lines += ["## Runs without a completed result", "",
@@ -157,7 +159,8 @@ LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
 
 
 def tex(text) -> str:
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).replace("–", "--").replace("±", r"$\pm$")
+    text = "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    return text.replace("–", "--").replace("±", r"$\pm$").replace("<", "$<$").replace(">", "$>$")
 
 
 def latex(summary: pd.DataFrame, reference: str, alpha: float) -> str:
@@ -172,7 +175,7 @@ def latex(summary: pd.DataFrame, reference: str, alpha: float) -> str:
             r"\midrule",
         ]
         for _, row in table.iterrows():
-            diff = DASH if pd.isna(row["diff"]) else f"{row['diff']:+.4g}" + ("$^{*}$" if row["significant"] else "")
+            diff = "--" if pd.isna(row["diff"]) else f"{row['diff']:+.4g}" + ("$^{*}$" if row["significant"] else "")
             out.append(" & ".join([
                 tex(row["cell"]), tex(row["short"] or DASH), tex(runs_cell(row)), tex(mean_std(row)), tex(ci_cell(row)),
                 tex(DASH if pd.isna(row["solve_rate"]) else f"{row['solve_rate']:.0%}"), diff,
