@@ -187,6 +187,18 @@ def test_malformed_runs_warn_and_good_runs_count(sweep: Path, tmp_path: Path) ->
     assert "## Runs without a completed result" in readme and "missing" in readme
 
 
+def test_report_date_comes_from_the_records(tmp_path: Path) -> None:
+    import json
+
+    s = tmp_path / "s"
+    for num, stamp in enumerate(["2024-05-01T10:00:00+02:00", "2024-05-01T09:30:00Z"]):
+        job = make_run(s, num, "vanilla", num, 0.1)
+        record = json.loads((job / "result.json").read_text())
+        (job / "result.json").write_text(json.dumps({**record, "finished_at": stamp}))
+    readme = (write_report([s], tmp_path / "rep", plots=False) / "README.md").read_text()
+    assert "- Date: 2024-05-01 09:30:00 UTC (newest run finished)" in readme
+
+
 def test_differing_task_settings_get_separate_tables(tmp_path: Path) -> None:
     s = tmp_path / "s"
     make_run(s, 0, "vanilla", 0, 0.1, seq_len=10)

@@ -120,10 +120,22 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def finish_time(path: Path) -> str:
-    """When the job wrote its record (UTC, to the second): the report's date comes from the data."""
-    stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc)
-    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"  # sortable as text: the report's date is the newest of them
+
+
+def finish_time(record: dict, path: Path) -> str | None:
+    """When the job finished (UTC, to the second): the record's own `finished_at` if it has one
+    (survives copying a sweep), else the file's modification time. The report's date comes from
+    the data, never from the clock, so regenerating it changes nothing."""
+    stamp = record.get("finished_at")
+    if stamp:
+        try:
+            moment = pd.Timestamp(stamp)
+        except ValueError:
+            return None
+        moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+        return moment.strftime(TIME_FORMAT)
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 def collect_local(sweep_dirs: list[Path]) -> Collection:
@@ -145,7 +157,9 @@ def collect_local(sweep_dirs: list[Path]) -> Collection:
                 warnings.append(f"{e}; counted as missing")
                 rows.append(missing_row(job_dir, run, str(sweep_dir), str(e)))
                 continue
-            rows.append(record_row(record, run, str(sweep_dir), finish_time(path)))
+            rows.append(record_row(record, run, str(sweep_dir), finish_time(record, path)))
+            if record["status"] == "completed" and rows[-1]["value"] is None:
+                warnings.append(f"{path}: completed but has no test/{record.get('metric')} metric; left out of the mean")
             curves.append(read_curve(job_dir, record.get("metric"), run))
     if not rows:
         dirs = ", ".join(map(str, sweep_dirs))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .collect import CURVE_COLUMNS, MISSING, Collection, ReportError, finish, record_row
+from .collect import CURVE_COLUMNS, MISSING, TIME_FORMAT, Collection, ReportError, finish, record_row
 from ..results import STATUSES
 
 STEP_KEY = "trainer/global_step"
@@ -96,7 +96,7 @@ def finished_at(summary: dict) -> str | None:
     stamp = number(summary.get("_timestamp"))
     if stamp is None:
         return None
-    return dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(stamp, tz=dt.timezone.utc).strftime(TIME_FORMAT)
 
 
 def run_curve(run, metric: str, run_id: str) -> pd.DataFrame:
