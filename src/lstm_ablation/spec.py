@@ -56,15 +56,15 @@ class CellSpec:
             raise ConfigError(f"cell.peepholes: got {self.peepholes!r}; allowed: true, false")
         if self.forget_gate == "coupled" and self.input_gate != "learned":
             raise ConfigError(
-                "cell.forget_gate: 'coupled' (f = 1 - i) needs cell.input_gate 'learned'; "
-                f"got input_gate {self.input_gate!r}"
+                f"cell.forget_gate: 'coupled' (f = 1 - i) needs cell.input_gate 'learned', got {self.input_gate!r}; "
+                "allowed with no input gate: learned, none"
             )
         if self.peepholes and not self.peephole_gates:
-            raise ConfigError("cell.peepholes: true needs at least one learned gate (i, f or o)")
+            raise ConfigError("cell.peepholes: true needs at least one learned gate (i, f or o); allowed here: false")
         if not isinstance(self.chrono_t_max, int) or self.chrono_t_max < 0 or self.chrono_t_max == 1:
             raise ConfigError(f"cell.chrono_t_max: got {self.chrono_t_max!r}; allowed: 0 (off) or an integer >= 2")
         if self.chrono_t_max and self.forget_gate != "learned":
-            raise ConfigError("cell.chrono_t_max: chrono init needs cell.forget_gate 'learned'")
+            raise ConfigError("cell.chrono_t_max: chrono init needs cell.forget_gate 'learned'; allowed here: 0")
 
     @property
     def gates(self) -> tuple[str, ...]:
