@@ -68,6 +68,7 @@ def test_report_tables_count_every_run(sweep: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("make_input, expected", [
     (lambda p: p / "nope", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no runs found"),
+    (lambda p: (p / "crashed" / "0-vanilla-s0" / ".hydra").mkdir(parents=True) or p / "crashed", "none with a readable result.json"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, make_input, expected) -> None:
     source = make_input(tmp_path)

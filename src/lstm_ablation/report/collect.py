@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,12 +141,15 @@ def finish_time(record: dict, path: Path) -> str | None:
 
 def collect_local(sweep_dirs: list[Path]) -> Collection:
     rows, curves, warnings = [], [], []
-    for sweep_dir in map(Path, sweep_dirs):
+    sweep_dirs = list(dict.fromkeys(Path(d) for d in sweep_dirs))  # the same dir twice is one sweep
+    for sweep_dir in sweep_dirs:
         if not sweep_dir.is_dir():
             raise ReportError(f"{sweep_dir}: no such directory; expected a sweep directory holding <job>/result.json files")
-        dirs = job_dirs(sweep_dir)
-        for job_dir in dirs:
-            run = f"{sweep_dir.name}/{job_dir.relative_to(sweep_dir).as_posix()}".rstrip("/.")
+    # Run ids relative to the sweeps' common parent: unique even when two sweep dirs share a name.
+    root = Path(os.path.commonpath([d.resolve().parent for d in sweep_dirs]))
+    for sweep_dir in sweep_dirs:
+        for job_dir in job_dirs(sweep_dir):
+            run = job_dir.resolve().relative_to(root).as_posix()
             path = job_dir / RESULT_FILE
             try:
                 record = read_result(path)
@@ -161,9 +165,12 @@ def collect_local(sweep_dirs: list[Path]) -> Collection:
             if record["status"] == "completed" and rows[-1]["value"] is None:
                 warnings.append(f"{path}: completed but has no test/{record.get('metric')} metric; left out of the mean")
             curves.append(read_curve(job_dir, record.get("metric"), run))
+    dirs = ", ".join(map(str, sweep_dirs))
     if not rows:
-        dirs = ", ".join(map(str, sweep_dirs))
         raise ReportError(f"no runs found under {dirs}; expected job directories holding {RESULT_FILE} (a finished `lstm-ablate -m` sweep)")
+    if all(row["status"] == MISSING for row in rows):  # a report of nothing but gaps would mislead
+        raise ReportError(f"no results under {dirs}: {len(rows)} job dir(s), none with a readable {RESULT_FILE} "
+                          f"(e.g. {warnings[0].partition(': ')[0]}); expected at least one finished job")
     return finish(rows, curves, warnings)
 
 

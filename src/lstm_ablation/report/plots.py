@@ -110,7 +110,7 @@ def heat_map(summary: pd.DataFrame, reference: str, path: Path) -> bool:
     """Colour: (variant - reference) / (baseline - reference), the same scale on every task and for
     either metric direction: 0 = as good as the reference, 1 = no better than memoryless."""
     compared = summary[summary["reference"].notna() & (summary["cell"] != reference)]
-    if compared.empty:
+    if compared.empty or compared["diff"].isna().all():
         return False
     cells = sorted(compared["cell"].unique())
     tasks = sorted(compared["task_label"].unique())
