@@ -28,6 +28,31 @@ def check_positive(**sizes: int) -> None:
             raise ConfigError(f"task.{key}: got {value!r}; allowed: a positive integer")
 
 
+def check_int(key: str, value: object, low: int, high: int | None = None, why: str = "") -> None:
+    """One-line ConfigError unless low <= value (<= high); `why` says where the bound comes from."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+    if not ok:
+        allowed = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
+        raise ConfigError(f"task.{key}: got {value!r}; allowed: {allowed}{f' ({why})' if why else ''}")
+
+
+def check_choice(key: str, value: object, choices: tuple) -> None:
+    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        raise ConfigError(f"task.{key}: got {value!r}; allowed: {', '.join(map(str, choices))}")
+
+
+def one_hot(tokens: Tensor, size: int) -> Tensor:
+    """(N, T) token ids -> (N, T, size) float; ids < 0 (left padding) become all-zero inputs."""
+    x = F.one_hot(tokens.clamp(min=0), size).float()
+    return x * (tokens >= 0).unsqueeze(-1)
+
+
+def majority_baseline(train_y: Tensor, test_y: Tensor) -> float:
+    """Accuracy on the test labels of always answering the most frequent train label (no input at all)."""
+    majority = torch.bincount(train_y).argmax()
+    return float((test_y == majority).float().mean())
+
+
 @dataclass
 class Task:
     name: str

@@ -1,0 +1,136 @@
+"""Continual embedded Reber grammar (Gers, Schmidhuber & Cummins 2000, "Learning to forget").
+
+Reber grammar (Reber 1967; the graph used by Fahlman and by Hochreiter & Schmidhuber 1997), symbols
+B T S X P V E, every branch taken with probability 1/2:
+    R1 -T-> R2   R1 -P-> R3
+    R2 -S-> R2   R2 -X-> R4
+    R3 -T-> R3   R3 -V-> R5
+    R4 -X-> R3   R4 -S-> R6
+    R5 -P-> R4   R5 -V-> R6
+a Reber string is B, a walk from R1 to R6, E. An embedded Reber string is B, then T or P (the branch,
+1/2 each), a Reber string, the same branch symbol again, E. The continual task concatenates embedded
+strings with no separator and no reset: one sample is a stream of task.seq_len symbols that starts
+at a string boundary (its last string is usually cut off). The network's state is reset only
+between samples, so for seq_len >> one string (about 12 symbols on average) it must reset itself.
+
+Target at every step: the set of symbols that may legally come next (multi-hot over 7, BCE loss on
+every step). It is a single symbol except inside the Reber walk and after B; after a Reber string's
+E it is the branch symbol seen at the start of the embedded string -- the long-range dependency.
+Metric string_accuracy: the fraction of embedded strings lying wholly in the sample for which every
+step's prediction is exactly the legal set (legal symbols above 0.5, illegal below); the prediction
+made at a string's final E (that B comes next) belongs to that string. step_accuracy: same per step.
+
+Baseline (derived, our choice of reference level): a predictor that knows the grammar exactly but
+does not remember the branch symbol gets every step right except the branch prediction, where it
+can only guess: string_accuracy exactly 1/2. A truly memoryless predictor (current symbol only)
+gets 0: T (or P) is followed by B after the opening and by E at the closing of the same string.
+Gers et al. report that LSTM without forget gates breaks down on this stream (cell states grow
+without bound); with forget gates it solves it. Solved (our choice): string_accuracy >= 0.95.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import SPLITS, Task, check_int, check_positive, one_hot, split_generator
+
+SYMBOLS = "BTSXPVE"
+B, T, S, X, P, V, E = range(7)
+# Grammar states: outer B, branch, inner B, Reber R1..R6, closing branch, outer E.
+OUT_B, BRANCH, IN_B, R1, R2, R3, R4, R5, R6, CLOSE, OUT_E = range(11)
+#        state:  (symbol, next state) for coin 0, then for coin 1 (equal pairs: no choice here)
+GRAMMAR = {
+    OUT_B: ((B, BRANCH), (B, BRANCH)),
+    BRANCH: ((T, IN_B), (P, IN_B)),
+    IN_B: ((B, R1), (B, R1)),
+    R1: ((T, R2), (P, R3)),
+    R2: ((S, R2), (X, R4)),
+    R3: ((T, R3), (V, R5)),
+    R4: ((X, R3), (S, R6)),
+    R5: ((P, R4), (V, R6)),
+    R6: ((E, CLOSE), (E, CLOSE)),
+    CLOSE: ((-1, OUT_E), (-1, OUT_E)),     # -1: the branch symbol of this string
+    OUT_E: ((E, OUT_B), (E, OUT_B)),
+}
+EMIT = torch.tensor([[GRAMMAR[s][c][0] for c in (0, 1)] for s in range(11)])     # (11, 2)
+NEXT = torch.tensor([[GRAMMAR[s][c][1] for c in (0, 1)] for s in range(11)])     # (11, 2)
+LEGAL = torch.zeros(11, 7, dtype=torch.bool)                                     # symbols a state may emit
+for s, choices in GRAMMAR.items():
+    for symbol, _ in choices:
+        if symbol >= 0:
+            LEGAL[s, symbol] = True
+BASELINE = 0.5
+
+
+class ContinualReberTask(Task):
+    """pred: (N, T, 7) logits; y: (N, T, 7) multi-hot float of the legal next symbols."""
+
+    def loss(self, pred: Tensor, y: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(pred, y)
+
+    def metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
+        step_ok = ((pred > 0) == (y > 0.5)).all(-1)                        # (N, T): sigmoid > 0.5 <=> logit > 0
+        return {"loss": self.loss(pred, y), "string_accuracy": string_accuracy(step_ok, y),
+                "step_accuracy": step_ok.float().mean()}
+
+
+def string_ends(y: Tensor) -> Tensor:
+    """(N, T, 7) targets -> (N, T) bool: the steps at a string's final E (legal {E} then legal {B})."""
+    only = lambda sym: y.bool().eq(F.one_hot(torch.tensor(sym, device=y.device), 7).bool()).all(-1)  # noqa: E731
+    ends = torch.zeros(y.shape[:2], dtype=torch.bool, device=y.device)
+    ends[:, 1:] = only(E)[:, :-1] & only(B)[:, 1:]
+    return ends
+
+
+def string_accuracy(step_ok: Tensor, y: Tensor) -> Tensor:
+    """Fraction of complete strings whose every step is right; strings run from one end (exclusive) to the next."""
+    ends = string_ends(y)
+    errors = torch.cumsum(~step_ok, dim=1)                                 # (N, T) errors up to and including t
+    at_last_end = torch.cummax(errors * ends, dim=1).values                # errors up to the latest end <= t
+    before = F.pad(at_last_end, (1, 0))[:, :-1]                            # ... up to the previous end, < t
+    string_ok = ends & (errors == before)
+    return string_ok.sum() / ends.sum().clamp(min=1)
+
+
+def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[Tensor, Tensor]:
+    """tokens (n, T) in 0..6, legal (n, T, 7) bool: the symbols that may follow step t."""
+    g = split_generator(seed, split)
+    state = torch.full((n,), OUT_B)
+    branch = torch.zeros(n, dtype=torch.long)
+    # uint8 storage: 100k streams of 1000 steps stay at 100 MB per tensor
+    tokens = torch.empty(n, seq_len, dtype=torch.uint8)
+    states = torch.empty(n, seq_len, dtype=torch.uint8)                   # grammar state after step t
+    branches = torch.empty(n, seq_len, dtype=torch.uint8)                 # branch symbol of the current string
+    for t in range(seq_len):
+        coin = torch.randint(0, 2, (n,), generator=g)
+        symbol = EMIT[state, coin]
+        branch = torch.where(state == BRANCH, symbol, branch)
+        symbol = torch.where(state == CLOSE, branch, symbol)
+        tokens[:, t] = symbol
+        state = NEXT[state, coin]
+        states[:, t] = state
+        branches[:, t] = branch
+    legal = LEGAL[states.long()]                                            # (n, T, 7)
+    closing = states == CLOSE                                               # the branch must come next
+    legal[closing] = F.one_hot(branches[closing].long(), 7).bool()
+    return tokens.long(), legal
+
+
+def check(seq_len: int, n_train: int, n_val: int, n_test: int) -> None:
+    check_int("seq_len", seq_len, 2, why="symbols per continual stream")
+    check_positive(n_train=n_train, n_val=n_val, n_test=n_test)
+
+
+def make(seed: int, seq_len: int = 300, n_train: int = 5000, n_val: int = 500, n_test: int = 500) -> ContinualReberTask:
+    check(seq_len, n_train, n_val, n_test)
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    splits = {}
+    for s in SPLITS:
+        tokens, legal = generate(seed, s, sizes[s], seq_len)
+        splits[s] = (one_hot(tokens, 7), legal.float())                    # x (n, T, 7), y (n, T, 7)
+    return ContinualReberTask(
+        name="continual_reber", input_size=7, output_size=7, readout="sequence",
+        metric="string_accuracy", higher_is_better=True, baseline=BASELINE, solved_threshold=0.95,
+        splits=splits,
+    )
