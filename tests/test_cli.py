@@ -19,10 +19,12 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_multirun_then_report(tmp_path):
     sweep = tmp_path / "sweep"
     done = run("lstm-ablate", "-m", "cell=vanilla,no_forget_gate", "seed=0,1", *TINY, "trainer.max_steps=20",
-               "name=cli_test", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+               "name=cli_test", f"hydra.sweep.dir={sweep}", "report.after_sweep=true", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "report")
     assert jobs == ["0-vanilla-s0", "1-vanilla-s1", "2-no_forget_gate-s0", "3-no_forget_gate-s1"]
+    # report.after_sweep: the on_multirun_end callback wrote the sweep's own report
+    assert len(pd.read_csv(sweep / "report" / "results.csv")) == 4 and (sweep / "report" / "README.md").is_file()
 
     report = run("lstm-ablate-report", str(sweep), "--out", str(tmp_path / "report"), "--no-plots", cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -88,3 +90,20 @@ def test_python_dash_m_entry_point(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lstm_ablation", "--cfg", "job", "cell=peephole"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "peepholes: true" in done.stdout
+
+
+@pytest.mark.slow
+def test_parallel_local_launcher_keeps_one_sweep_dir(tmp_path):
+    """submitit runs each job in its own process: the ${uid:} in the sweep dir must not re-resolve there."""
+    done = run("lstm-ablate", "-m", "hydra/launcher=local", "cell=vanilla,rnn", *TINY, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = sorted(tmp_path.glob("multirun/*/*/*/result.json"))
+    assert [p.parent.name for p in results] == ["0-vanilla-s0", "1-rnn-s0"]
+    assert results[0].parent.parent == results[1].parent.parent
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_module
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.cpus_per_task == 2

@@ -203,6 +203,25 @@ class ValidateSweep(Callback):
                     fail(f"{' '.join(str(e).split())} (job {' '.join(job)})")
 
 
+class ReportAfterSweep(Callback):
+    """Opt-in (`report.after_sweep=true`): write the comparison report when a multirun finishes."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.report.after_sweep:
+            return
+        from .report.build import write_report
+        from .report.collect import ReportError
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        out = Path(config.report.out or sweep_dir / "report")
+        try:
+            write_report([sweep_dir], out, reference=config.report.reference, title=config.name,
+                         warn=lambda line: log.warning("report: %s", line))
+            log.info("report written to %s", out)
+        except ReportError as e:
+            log.error("report: %s", e)
+
+
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
