@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 import traceback
 import warnings
 from pathlib import Path
@@ -166,9 +167,11 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record.update(status="failed", error=f"{type(e).__name__}: {e}")
         log.error("job failed:\n%s", traceback.format_exc())
     record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_result(run_dir, record)
-    if run is not None:
-        run.summary.update({"status": record["status"], **record["metrics"]})
+    if run is not None:  # what a report read from W&B needs, the same as result.json holds
+        keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "steps", "duration_s")
+        run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
     log.info("%s %s seed=%s: %s %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"])
     return record
