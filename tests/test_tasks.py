@@ -383,13 +383,14 @@ def lra_generate_tree(depth: int, max_depth: int, max_args: int, rng: random.Ran
 
 
 def test_listops_distribution_matches_the_recursive_lra_generator():
-    lo, hi, n = 4, 30, 6000
+    # shallow trees keep the pure-Python recursion fast; the per-node rules are the same at any depth
+    lo, hi, n, depth, args = 4, 30, 6000, 5, 6
     rng, ref = random.Random(0), []
     while len(ref) < n:
-        value, length = lra_generate_tree(1, 10, 10, rng)
+        value, length = lra_generate_tree(1, depth, args, rng)
         if lo <= length <= hi:
             ref.append((value, length))
-    tokens, values = listops.generate(0, "train", n, hi, lo, 10, 10)
+    tokens, values = listops.generate(0, "train", n, hi, lo, depth, args)
     ours_len = (tokens != listops.PAD).sum(1).float()
     ref_val = torch.bincount(torch.tensor([v for v, _ in ref]), minlength=10).float() / n
     our_val = torch.bincount(values, minlength=10).float() / n
