@@ -33,10 +33,19 @@ _build_error: str | None = None  # why it could not be built, once that is known
 _logged: set[str] = set()  # fallback reasons already logged in this process
 
 
+def simd_flags() -> list[str]:
+    """Compiler flags for at::vec::Vectorized: AVX2 where ATen itself runs AVX2 or better, else scalar."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    return []
+
+
 def build_dir() -> Path:
-    # One folder per torch and Python version: a module built against another libtorch must not load.
+    # One folder per torch version, Python version and SIMD level: a module built against another
+    # libtorch, or for another CPU, must not load.
     root = Path(os.environ.get("LSTM_ABLATION_EXT_DIR", Path.home() / ".cache" / "lstm_ablation"))
-    return root / f"torch-{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}"
+    simd = "avx2" if simd_flags() else "scalar"
+    return root / f"torch-{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}-{simd}"
 
 
 def _load():
@@ -45,7 +54,8 @@ def _load():
     path = build_dir()
     path.mkdir(parents=True, exist_ok=True)
     return load(name="lstm_ablation_fast", sources=[str(CSRC / "lstm_fast.cpp")], build_directory=str(path),
-                extra_cflags=["-O3"], verbose=False)
+                # -fopenmp: at::parallel_for splits each step's pointwise pass over torch's OpenMP threads
+                extra_cflags=["-O3", "-fopenmp", *simd_flags()], extra_ldflags=["-fopenmp"], verbose=False)
 
 
 def extension():

@@ -11,6 +11,9 @@
 // its inner loops, so each inner loop is branch-free and vectorises. Loops walk raw pointers
 // (never Z[t]-style indexing of a saved tensor inside the autograd graph, which would make
 // backward quadratic in T).
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -44,141 +47,104 @@ Variant make_variant(bool has_i, int64_t forget, bool has_o, int64_t act_g, int6
 }
 
 // ---- activations --------------------------------------------------------------------------
-// float: exp by range reduction and a Cephes polynomial (~1 ulp), written so that GCC
-// vectorises it (glibc's expf/tanhf are scalar calls). double: libm, for gradcheck.
-inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float big = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
-  float n = (x * 1.44269504088896341f + big) - big;
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-inline double fast_exp(double x) { return std::exp(x); }
+// at::vec::Vectorized is ATen's SIMD type: 8 floats under AVX2 (fast.py passes the flags when
+// the CPU has it), exp and tanh from Sleef; without those flags it is a plain scalar loop.
+template <typename T> using Vec = at::vec::Vectorized<T>;
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + fast_exp(-x)); }
-template <typename T> inline T tanh_(T x) { return T(2) / (T(1) + fast_exp(T(-2) * x)) - T(1); }
-template <> inline double tanh_(double x) { return std::tanh(x); }
+template <typename T> inline Vec<T> sigmoid(const Vec<T>& x) { return Vec<T>(1) / (Vec<T>(1) + x.neg().exp()); }
 
-// y = act(y) in place over n elements.
-template <typename T> void activate(int64_t act, T* __restrict__ y, int64_t n) {
-  if (act == TANH) for (int64_t j = 0; j < n; ++j) y[j] = tanh_(y[j]);
-  else if (act == SIGMOID) for (int64_t j = 0; j < n; ++j) y[j] = sigmoid(y[j]);
+template <typename T> inline Vec<T> activate(int64_t act, const Vec<T>& x) {
+  return act == TANH ? x.tanh() : act == SIGMOID ? sigmoid(x) : x;
 }
 
-// d = act'(pre) written from the activated value y = act(pre).
-template <typename T> void activate_grad(int64_t act, const T* __restrict__ y, T* __restrict__ d, int64_t n) {
-  if (act == TANH) for (int64_t j = 0; j < n; ++j) d[j] = T(1) - y[j] * y[j];
-  else if (act == SIGMOID) for (int64_t j = 0; j < n; ++j) d[j] = y[j] * (T(1) - y[j]);
-  else for (int64_t j = 0; j < n; ++j) d[j] = T(1);
+// act'(pre) from the activated value y = act(pre).
+template <typename T> inline Vec<T> activate_grad(int64_t act, const Vec<T>& y) {
+  return act == TANH ? Vec<T>(1) - y * y : act == SIGMOID ? y * (Vec<T>(1) - y) : Vec<T>(1);
 }
 
-// ---- one step, one batch row ---------------------------------------------------------------
-// Scratch rows of length H, allocated once per call. `one` is all ones and `zero` all zeros:
-// a missing gate reads as 1 and a missing peephole as 0, so the inner loops need no branches.
-template <typename T> struct Scratch {
-  std::vector<T> one, zero, f, a, ad, gd, dh, dct;
-  explicit Scratch(int64_t H) : one(H, T(1)), zero(H, T(0)), f(H), a(H), ad(H), gd(H), dh(H), dct(H) {}
-};
+// Walks a row of n elements in vector-width chunks; the last chunk may be partial (count < width).
+template <typename T, typename F> inline void for_chunks(int64_t n, const F& body) {
+  constexpr int64_t W = Vec<T>::size();
+  int64_t j = 0;
+  for (; j + W <= n; j += W) body(j, W);
+  if (j < n) body(j, n - j);
+}
+
+// ---- one step, one batch row: the fused pointwise pass ---------------------------------------
+// The variant flags are constant over the call, so their branches inside the chunk loop are
+// predicted perfectly. A missing gate reads as 1; a missing peephole row points at zeros.
 
 // z: the row's pre-activations (G*H), overwritten by the activated gates.
-// cp: c_{t-1}; c: c_t (out); h: h_t (out). p*: peephole rows (zeros when absent).
+// cp: c_{t-1}; c: c_t (out); h: h_t (out). p*: peephole rows.
 template <typename T>
-void forward_row(const Variant& v, int64_t H, T* z, const T* __restrict__ cp, T* __restrict__ c,
-                 T* __restrict__ h, const T* __restrict__ pi, const T* __restrict__ pf,
-                 const T* __restrict__ po, Scratch<T>& s) {
-  T* __restrict__ i = v.has_i ? z + v.col_i * H : s.one.data();
-  T* __restrict__ g = z + v.col_g * H;
-  T* __restrict__ o = v.has_o ? z + v.col_o * H : nullptr;
-  if (v.has_i) for (int64_t j = 0; j < H; ++j) i[j] = sigmoid(i[j] + pi[j] * cp[j]);
-  T* __restrict__ f = s.one.data();
-  if (v.forget == F_LEARNED) {
-    f = z + v.col_f * H;
-    for (int64_t j = 0; j < H; ++j) f[j] = sigmoid(f[j] + pf[j] * cp[j]);
-  } else if (v.forget == F_COUPLED) {
-    f = s.f.data();
-    for (int64_t j = 0; j < H; ++j) f[j] = T(1) - i[j];
-  }
-  activate(v.act_g, g, H);
-  for (int64_t j = 0; j < H; ++j) c[j] = f[j] * cp[j] + i[j] * g[j];
-  if (v.has_o) for (int64_t j = 0; j < H; ++j) o[j] = sigmoid(o[j] + po[j] * c[j]);
-  for (int64_t j = 0; j < H; ++j) h[j] = c[j];
-  activate(v.act_h, h, H);
-  if (v.has_o) for (int64_t j = 0; j < H; ++j) h[j] *= o[j];
+void forward_row(const Variant& v, int64_t H, T* z, const T* cp, T* c, T* h, const T* pi, const T* pf,
+                 const T* po) {
+  T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
+  const Vec<T> one(1);
+  for_chunks<T>(H, [&](int64_t j, int64_t k) {
+    auto ld = [&](const T* p) { return Vec<T>::loadu(p + j, k); };
+    const Vec<T> c_prev = ld(cp);
+    Vec<T> i = one, f = one, o = one;
+    if (v.has_i) (i = sigmoid(ld(zi) + ld(pi) * c_prev)).store(zi + j, k);
+    if (v.forget == F_LEARNED) (f = sigmoid(ld(zf) + ld(pf) * c_prev)).store(zf + j, k);
+    if (v.forget == F_COUPLED) f = one - i;
+    const Vec<T> g = activate(v.act_g, ld(zg));
+    g.store(zg + j, k);
+    const Vec<T> c_t = f * c_prev + i * g;
+    c_t.store(c + j, k);
+    if (v.has_o) (o = sigmoid(ld(zo) + ld(po) * c_t)).store(zo + j, k);
+    (o * activate(v.act_h, c_t)).store(h + j, k);
+  });
 }
 
 // z: the row's activated gates (saved by forward); dz: their pre-activation gradients (out).
 // go: dL/dh_t from the layer output (nullptr if none); dh_rec: dL/dh_t through h_{t+1};
-// dc: dL/dc_t through c_{t+1} on entry, dL/dc_{t-1} on exit. acc_*: peephole grads (+=).
-template <typename T, typename A>
-void backward_row(const Variant& v, int64_t H, const T* __restrict__ z, T* __restrict__ dz,
-                  const T* __restrict__ cp, const T* __restrict__ c, const T* __restrict__ go,
-                  const T* __restrict__ dh_rec, T* __restrict__ dc, const T* __restrict__ pi,
-                  const T* __restrict__ pf, const T* __restrict__ po, A* __restrict__ acc_i,
-                  A* __restrict__ acc_f, A* __restrict__ acc_o, Scratch<T>& s) {
-  const T* __restrict__ i = v.has_i ? z + v.col_i * H : s.one.data();
-  const T* __restrict__ g = z + v.col_g * H;
-  T* __restrict__ a = s.a.data();    // act_h(c_t)
-  T* __restrict__ ad = s.ad.data();  // act_h'(c_t)
-  T* __restrict__ dh = s.dh.data();
-  T* __restrict__ dct = s.dct.data();  // total dL/dc_t
-  if (go) for (int64_t j = 0; j < H; ++j) dh[j] = go[j] + dh_rec[j];
-  else for (int64_t j = 0; j < H; ++j) dh[j] = dh_rec[j];
-  for (int64_t j = 0; j < H; ++j) a[j] = c[j];
-  activate(v.act_h, a, H);
-  activate_grad(v.act_h, a, ad, H);
-  if (v.has_o) {  // h = o * a(c), o = sigmoid(. + p_o * c_t)
-    const T* __restrict__ o = z + v.col_o * H;
-    T* __restrict__ dzo = dz + v.col_o * H;
-    for (int64_t j = 0; j < H; ++j) {
-      dzo[j] = dh[j] * a[j] * o[j] * (T(1) - o[j]);
-      dct[j] = dc[j] + dh[j] * o[j] * ad[j] + dzo[j] * po[j];
+// dc: dL/dc_t through c_{t+1} on entry, dL/dc_{t-1} on exit. gp*: peephole grads of this step
+// (+=, nullptr when the gate has no peephole).
+template <typename T>
+void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, const T* c, const T* go,
+                  const T* dh_rec, T* dc, const T* pi, const T* pf, const T* po, T* gpi, T* gpf, T* gpo) {
+  const T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
+  T *dzi = dz + v.col_i * H, *dzf = dz + v.col_f * H, *dzg = dz + v.col_g * H, *dzo = dz + v.col_o * H;
+  const Vec<T> one(1), zero(0);
+  for_chunks<T>(H, [&](int64_t j, int64_t k) {
+    auto ld = [&](const T* p) { return Vec<T>::loadu(p + j, k); };
+    auto add_to = [&](T* p, const Vec<T>& x) { (ld(p) + x).store(p + j, k); };
+    const Vec<T> c_prev = ld(cp), c_t = ld(c), g = ld(zg);
+    const Vec<T> i = v.has_i ? ld(zi) : one, o = v.has_o ? ld(zo) : one;
+    const Vec<T> f = v.forget == F_LEARNED ? ld(zf) : v.forget == F_COUPLED ? one - i : one;
+    const Vec<T> dh = go ? ld(go) + ld(dh_rec) : ld(dh_rec);
+    // h = o * a(c_t), o = sigmoid(. + p_o * c_t)
+    const Vec<T> a = activate(v.act_h, c_t);
+    Vec<T> dc_t = ld(dc) + dh * o * activate_grad(v.act_h, a), dzo_ = zero;
+    if (v.has_o) {
+      dzo_ = dh * a * o * (one - o);
+      dzo_.store(dzo + j, k);
+      dc_t = dc_t + dzo_ * ld(po);
+      if (gpo) add_to(gpo, dzo_ * c_t);
     }
-    if (acc_o) for (int64_t j = 0; j < H; ++j) acc_o[j] += A(dzo[j]) * A(c[j]);
-  } else {
-    for (int64_t j = 0; j < H; ++j) dct[j] = dc[j] + dh[j] * ad[j];
-  }
-  // c = f * c_{t-1} + i * g
-  T* __restrict__ gd = s.gd.data();
-  T* __restrict__ dzg = dz + v.col_g * H;
-  activate_grad(v.act_g, g, gd, H);
-  for (int64_t j = 0; j < H; ++j) dzg[j] = dct[j] * i[j] * gd[j];
-  for (int64_t j = 0; j < H; ++j) dc[j] = dct[j];  // f = 1; the gates below rescale it
-  if (v.has_i) {
-    T* __restrict__ dzi = dz + v.col_i * H;
-    if (v.forget == F_COUPLED) {  // c = (1 - i) c_{t-1} + i g
-      for (int64_t j = 0; j < H; ++j) {
-        dzi[j] = dct[j] * (g[j] - cp[j]) * i[j] * (T(1) - i[j]);
-        dc[j] = dct[j] * (T(1) - i[j]) + dzi[j] * pi[j];
-      }
-    } else {
-      for (int64_t j = 0; j < H; ++j) {
-        dzi[j] = dct[j] * g[j] * i[j] * (T(1) - i[j]);
-        dc[j] += dzi[j] * pi[j];
-      }
+    // c_t = f * c_{t-1} + i * g; i, f = sigmoid(. + p * c_{t-1}); coupled: f = 1 - i
+    (dc_t * i * activate_grad(v.act_g, g)).store(dzg + j, k);
+    Vec<T> dc_prev = dc_t * f;
+    if (v.has_i) {
+      const Vec<T> dzi_ = dc_t * (v.forget == F_COUPLED ? g - c_prev : g) * i * (one - i);
+      dzi_.store(dzi + j, k);
+      dc_prev = dc_prev + dzi_ * ld(pi);
+      if (gpi) add_to(gpi, dzi_ * c_prev);
     }
-    if (acc_i) for (int64_t j = 0; j < H; ++j) acc_i[j] += A(dzi[j]) * A(cp[j]);
-  }
-  if (v.forget == F_LEARNED) {
-    const T* __restrict__ f = z + v.col_f * H;
-    T* __restrict__ dzf = dz + v.col_f * H;
-    for (int64_t j = 0; j < H; ++j) {
-      dzf[j] = dct[j] * cp[j] * f[j] * (T(1) - f[j]);
-      // dc already holds dct (+ dzi p_i); the f-path replaces its dct term by dct * f.
-      dc[j] += dct[j] * (f[j] - T(1)) + dzf[j] * pf[j];
+    if (v.forget == F_LEARNED) {
+      const Vec<T> dzf_ = dc_t * c_prev * f * (one - f);
+      dzf_.store(dzf + j, k);
+      dc_prev = dc_prev + dzf_ * ld(pf);
+      if (gpf) add_to(gpf, dzf_ * c_prev);
     }
-    if (acc_f) for (int64_t j = 0; j < H; ++j) acc_f[j] += A(dzf[j]) * A(cp[j]);
-  }
+    dc_prev.store(dc + j, k);
+  });
 }
+
+// Rows per parallel task: a step's pointwise pass is split across threads only when each
+// share is big enough (~4k elements) to pay for waking the other thread.
+int64_t rows_per_task(int64_t H) { return std::max<int64_t>(1, 4096 / H); }
 
 at::Tensor peephole_row(const c10::optional<at::Tensor>& peephole, int64_t row, const at::Tensor& zeros) {
   return row >= 0 ? peephole->select(0, row) : zeros;
@@ -206,7 +172,6 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
   at::Tensor zeros = at::zeros({H}, x.options());
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_fast_forward", [&] {
-    Scratch<scalar_t> s(H);
     at::Tensor pi_t = peephole_row(peephole, v.peep_i, zeros), pf_t = peephole_row(peephole, v.peep_f, zeros),
                po_t = peephole_row(peephole, v.peep_o, zeros);
     const scalar_t *pi = pi_t.data_ptr<scalar_t>(), *pf = pf_t.data_ptr<scalar_t>(), *po = po_t.data_ptr<scalar_t>();
@@ -218,8 +183,10 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
       scalar_t* z = z_steps[t].data_ptr<scalar_t>();
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (save ? t - 1 : (t - 1) % 2) * B * H;
       scalar_t* c = C_p + (save ? t : t % 2) * B * H;
-      for (int64_t b = 0; b < B; ++b)
-        forward_row(v, H, z + b * GH, cp + b * H, c + b * H, out_p + (b * T + t) * H, pi, pf, po, s);
+      at::parallel_for(0, B, rows_per_task(H), [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+          forward_row(v, H, z + b * GH, cp + b * H, c + b * H, out_p + (b * T + t) * H, pi, pf, po);
+      });
     }
   });
   at::Tensor h_T = out.select(1, T - 1).clone(), c_T = C[save ? T - 1 : (T - 1) % 2].clone();
@@ -250,16 +217,16 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
   at::Tensor dpeep;
 
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_fast_backward", [&] {
-    using acc_t = double;  // peephole grads sum T*B terms per unit
-    Scratch<scalar_t> s(H);
     at::Tensor pi_t = peephole_row(peephole, v.peep_i, zeros), pf_t = peephole_row(peephole, v.peep_f, zeros),
                po_t = peephole_row(peephole, v.peep_o, zeros);
     const scalar_t *pi = pi_t.data_ptr<scalar_t>(), *pf = pf_t.data_ptr<scalar_t>(), *po = po_t.data_ptr<scalar_t>();
     const int64_t P = peephole.has_value() ? peephole->size(0) : 0;
-    std::vector<acc_t> acc(std::max<int64_t>(P, 1) * H, acc_t(0));
-    acc_t* acc_i = v.peep_i >= 0 ? acc.data() + v.peep_i * H : nullptr;
-    acc_t* acc_f = v.peep_f >= 0 ? acc.data() + v.peep_f * H : nullptr;
-    acc_t* acc_o = v.peep_o >= 0 ? acc.data() + v.peep_o * H : nullptr;
+    // Peephole grads sum T*B terms per unit: within a step each thread sums its rows in scalar_t
+    // (its own slice, no races), the steps add up in double.
+    const int64_t n_threads = at::get_num_threads();
+    std::vector<scalar_t> step_acc(n_threads * P * H);
+    std::vector<double> acc(P * H, 0.0);
+    auto peep_grad = [&](int64_t row) { return row >= 0 ? step_acc.data() + at::get_thread_num() * P * H + row * H : nullptr; };
     std::vector<at::Tensor> dz_steps = dZ.unbind(0);
     const scalar_t* Z_p = Z.data_ptr<scalar_t>();
     const scalar_t* C_p = C.data_ptr<scalar_t>();
@@ -272,10 +239,16 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
       const scalar_t* c = C_p + t * B * H;
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (t - 1) * B * H;
       scalar_t* dz = dz_steps[t].data_ptr<scalar_t>();
-      for (int64_t b = 0; b < B; ++b)
-        backward_row<scalar_t, acc_t>(v, H, z + b * GH, dz + b * GH, cp + b * H, c + b * H,
-                                      go_p ? go_p + b * go_sb + t * go_st : nullptr, dh_p + b * H, dc_p + b * H,
-                                      pi, pf, po, acc_i, acc_f, acc_o, s);
+      if (P) std::fill(step_acc.begin(), step_acc.end(), scalar_t(0));
+      at::parallel_for(0, B, rows_per_task(H), [&](int64_t b0, int64_t b1) {
+        scalar_t *gpi = peep_grad(v.peep_i), *gpf = peep_grad(v.peep_f), *gpo = peep_grad(v.peep_o);
+        for (int64_t b = b0; b < b1; ++b)
+          backward_row(v, H, z + b * GH, dz + b * GH, cp + b * H, c + b * H,
+                       go_p ? go_p + b * go_sb + t * go_st : nullptr, dh_p + b * H, dc_p + b * H, pi, pf, po, gpi,
+                       gpf, gpo);
+      });
+      for (int64_t n = 0; n < n_threads; ++n)
+        for (int64_t k = 0; k < P * H; ++k) acc[k] += step_acc[n * P * H + k];
       at::mm_out(dh_rec, dz_steps[t], w_hh);  // dL/dh_{t-1} through z_t
     }
     if (P) dpeep = at::from_blob(acc.data(), {P, H}, at::kDouble).to(x.scalar_type(), false, /*copy=*/true);

@@ -1,0 +1,155 @@
+"""Speed and peak memory of LSTMLayer (fast path) against torch.nn.LSTM, CPU (issue 4).
+
+    python benchmarks/layer_speed.py            # full grid, every variant (~10-15 min on a quiet 2-core CPU)
+    python benchmarks/layer_speed.py --quick    # one config, every variant (~1 min)
+
+Time: forward + backward of y.sum() per batch (x requires grad, so dx is included), B=64,
+float32, torch.set_num_threads(2). nn.LSTM and every variant are timed interleaved in one
+process (one round = each implementation once, in turn), median over the rounds after warm-up.
+Ratios are ours / nn.LSTM of the same config; lower is better.
+
+Peak memory: each (config, implementation) runs once in a fresh subprocess; the number is the
+peak resident set size during one forward+backward minus the resident size just before it
+(Linux VmHWM, reset through /proc/self/clear_refs), so it counts every allocation: ATen tensors,
+oneDNN workspaces and allocator slack alike. Parameters and the input are allocated before.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from lstm_ablation.layer import LSTMLayer
+from lstm_ablation.spec import available_variants, load_variant, variant_config
+
+B = 64
+FULL_GRID = [(I, H, T) for T in (200, 1000) for H in (128, 256) for I in (2, 16)]
+QUICK_GRID = [(16, 128, 200)]
+MEMORY_VARIANT_CONFIG = (16, 256, 1000)  # where memory matters most; variants are measured here
+
+
+def lstm_variants() -> list[str]:
+    """Every LSTM variant in conf/cell (the baselines rnn/gru/torch_lstm are no CellSpec), vanilla first."""
+    names = [n for n in available_variants() if variant_config(n).get("kind", "lstm") == "lstm"]
+    return sorted(names, key=lambda n: (n != "vanilla", n))
+
+
+def build(name: str, I: int, H: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if name == "nn.LSTM":
+        return torch.nn.LSTM(I, H, batch_first=True)
+    return LSTMLayer(load_variant(name), I, H, impl="fast")
+
+
+def step(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """One training step's worth of layer work: forward, backward of y.sum()."""
+    module.zero_grad(set_to_none=True)
+    x.grad = None
+    y = module(x)[0]
+    y.sum().backward()
+
+
+def time_config(I: int, H: int, T: int, names: list[str], repeats: int, warmup: int) -> dict[str, float]:
+    modules = {n: build(n, I, H) for n in names}
+    x = torch.randn(B, T, I, requires_grad=True)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + repeats):
+        for n, m in modules.items():  # interleaved: load changes hit every implementation alike
+            t0 = time.perf_counter()
+            step(m, x)
+            if r >= warmup:
+                times[n].append(time.perf_counter() - t0)
+    return {n: statistics.median(ts) for n, ts in times.items()}
+
+
+def rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def memory_child(name: str, I: int, H: int, T: int) -> None:
+    """Runs in a fresh process: prints the peak RSS increase (MB) of one forward+backward."""
+    torch.set_num_threads(2)
+    module = build(name, I, H)
+    step(module, torch.randn(B, 2, I, requires_grad=True))  # load libraries and kernels first
+    x = torch.randn(B, T, I, requires_grad=True)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM to the current RSS
+    before = rss_kb("VmRSS:")
+    step(module, x)
+    print(json.dumps((rss_kb("VmHWM:") - before) / 1024))
+
+
+def peak_mb(name: str, I: int, H: int, T: int) -> float:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", name, str(I), str(H), str(T)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def markdown(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="one config (I=16, H=128, T=200), 3 rounds")
+    p.add_argument("--vanilla-only", action="store_true", help="skip the other variants")
+    p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 at T=200, 3 at T=1000)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.memory_child:
+        name, *dims = args.memory_child
+        return memory_child(name, *map(int, dims))
+
+    torch.set_num_threads(2)
+    variants = ["vanilla"] if args.vanilla_only else lstm_variants()
+    grid = QUICK_GRID if args.quick else FULL_GRID
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, float32, "
+          f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
+
+    rows, ratios = [], {v: [] for v in variants}
+    for I, H, T in grid:
+        repeats = args.repeats or (3 if args.quick else 5 if T <= 200 else 3)
+        med = time_config(I, H, T, ["nn.LSTM", *variants], repeats, warmup=1 if args.quick else 2)
+        for v in variants:
+            ratios[v].append(med[v] / med["nn.LSTM"])
+        rows.append([I, H, T, f"{med['nn.LSTM']:.3f}", *(f"{ratios[v][-1]:.2f}" for v in variants)])
+        print(f"  done I={I} H={H} T={T} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+    rows.append(["*median*", "", "", "", *(f"**{statistics.median(ratios[v]):.2f}**" for v in variants)])
+    print("\nTime, forward+backward per batch: ratio ours / nn.LSTM (nn.LSTM column in seconds)\n")
+    print(markdown(["I", "H", "T", "nn.LSTM s", *variants], rows))
+    if len(variants) > 1:
+        van = statistics.median(ratios["vanilla"])
+        rel = [f"{v}: {statistics.median(ratios[v]) / van:.2f}" for v in variants[1:]]
+        print(f"\nVariant / vanilla (median ratios): {', '.join(rel)}")
+    van = ratios["vanilla"]
+    print(f"Vanilla: median {statistics.median(van):.2f}, max {max(van):.2f} "
+          f"(targets: median <= 1.0, max <= 1.3, variants within 10% of vanilla)")
+
+    if not args.no_memory:
+        mem_rows = []
+        for I, H, T in grid:
+            ref, ours = peak_mb("nn.LSTM", I, H, T), peak_mb("vanilla", I, H, T)
+            mem_rows.append([I, H, T, f"{ref:.0f}", f"{ours:.0f}", f"{ours / ref:.2f}"])
+        print("\nPeak memory of one forward+backward (MB above the RSS before it), vanilla\n")
+        print(markdown(["I", "H", "T", "nn.LSTM MB", "ours MB", "ratio"], mem_rows))
+        if len(variants) > 1:
+            I, H, T = QUICK_GRID[0] if args.quick else MEMORY_VARIANT_CONFIG
+            ref = peak_mb("nn.LSTM", I, H, T)
+            var_rows = [[v, f"{(mb := peak_mb(v, I, H, T)):.0f}", f"{mb / ref:.2f}"] for v in variants]
+            print(f"\nPeak memory per variant at I={I}, H={H}, T={T} (nn.LSTM: {ref:.0f} MB)\n")
+            print(markdown(["variant", "MB", "ratio to nn.LSTM"], var_rows))
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
