@@ -116,17 +116,18 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, float32, "
           f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
 
-    rows, ratios = [], {v: [] for v in variants}
+    header = ["I", "H", "T", "nn.LSTM s", *variants]
+    print("\nTime, forward+backward per batch: ratio ours / nn.LSTM (nn.LSTM column in seconds)\n")
+    print(markdown(header, []), flush=True)  # rows follow as they are measured
+    ratios = {v: [] for v in variants}
     for I, H, T in grid:
         repeats = args.repeats or (3 if args.quick else 5 if T <= 200 else 3)
         med = time_config(I, H, T, ["nn.LSTM", *variants], repeats, warmup=1 if args.quick else 2)
         for v in variants:
             ratios[v].append(med[v] / med["nn.LSTM"])
-        rows.append([I, H, T, f"{med['nn.LSTM']:.3f}", *(f"{ratios[v][-1]:.2f}" for v in variants)])
-        print(f"  done I={I} H={H} T={T} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-    rows.append(["*median*", "", "", "", *(f"**{statistics.median(ratios[v]):.2f}**" for v in variants)])
-    print("\nTime, forward+backward per batch: ratio ours / nn.LSTM (nn.LSTM column in seconds)\n")
-    print(markdown(["I", "H", "T", "nn.LSTM s", *variants], rows))
+        row = [I, H, T, f"{med['nn.LSTM']:.3f}", *(f"{ratios[v][-1]:.2f}" for v in variants)]
+        print(markdown(header, [row]).splitlines()[-1], flush=True)
+    print(markdown(header, [["*median*", "", "", "", *(f"**{statistics.median(ratios[v]):.2f}**" for v in variants)]]).splitlines()[-1])
     if len(variants) > 1:
         van = statistics.median(ratios["vanilla"])
         rel = [f"{v}: {statistics.median(ratios[v]) / van:.2f}" for v in variants[1:]]

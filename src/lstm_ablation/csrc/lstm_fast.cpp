@@ -207,9 +207,11 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
   const Variant v = make_variant(has_i, forget, has_o, act_g, act_h, peephole.has_value());
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_hh.size(0);
   at::Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
-  // Rows of grad_out are read in place when their inner stride is 1 (y.sum() gives an expanded one).
-  at::Tensor grad_out;
-  if (grad_out_.has_value()) grad_out = grad_out_->stride(2) == 1 ? *grad_out_ : grad_out_->contiguous();
+  // Rows of grad_out are read in place when their inner stride is 1; otherwise (y.sum() gives an
+  // expanded one) each step's (B, H) slice is copied into go_step, never the whole (B, T, H).
+  at::Tensor grad_out = grad_out_.has_value() ? *grad_out_ : at::Tensor();
+  const bool go_rows = grad_out.defined() && grad_out.stride(2) == 1;
+  at::Tensor go_step = grad_out.defined() && !go_rows ? at::empty({B, H}, x.options()) : at::Tensor();
   at::Tensor dh_rec = grad_h_T.has_value() ? grad_h_T->contiguous().clone() : at::zeros({B, H}, x.options());
   at::Tensor dc = grad_c_T.has_value() ? grad_c_T->contiguous().clone() : at::zeros({B, H}, x.options());
   at::Tensor dZ = at::empty({T, B, GH}, x.options());
@@ -230,8 +232,6 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
     std::vector<at::Tensor> dz_steps = dZ.unbind(0);
     const scalar_t* Z_p = Z.data_ptr<scalar_t>();
     const scalar_t* C_p = C.data_ptr<scalar_t>();
-    const scalar_t* go_p = grad_out.defined() ? grad_out.data_ptr<scalar_t>() : nullptr;
-    const int64_t go_sb = grad_out.defined() ? grad_out.stride(0) : 0, go_st = grad_out.defined() ? grad_out.stride(1) : 0;
     scalar_t* dc_p = dc.data_ptr<scalar_t>();
     scalar_t* dh_p = dh_rec.data_ptr<scalar_t>();
     for (int64_t t = T - 1; t >= 0; --t) {
@@ -239,12 +239,20 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
       const scalar_t* c = C_p + t * B * H;
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (t - 1) * B * H;
       scalar_t* dz = dz_steps[t].data_ptr<scalar_t>();
+      const scalar_t* go = nullptr;  // dL/dh_t from the output, row b at go + b * go_sb
+      int64_t go_sb = H;
+      if (go_rows) {
+        go = grad_out.data_ptr<scalar_t>() + t * grad_out.stride(1);
+        go_sb = grad_out.stride(0);
+      } else if (grad_out.defined()) {
+        go = go_step.copy_(grad_out.select(1, t)).data_ptr<scalar_t>();
+      }
       if (P) std::fill(step_acc.begin(), step_acc.end(), scalar_t(0));
       at::parallel_for(0, B, rows_per_task(H), [&](int64_t b0, int64_t b1) {
         scalar_t *gpi = peep_grad(v.peep_i), *gpf = peep_grad(v.peep_f), *gpo = peep_grad(v.peep_o);
         for (int64_t b = b0; b < b1; ++b)
           backward_row(v, H, z + b * GH, dz + b * GH, cp + b * H, c + b * H,
-                       go_p ? go_p + b * go_sb + t * go_st : nullptr, dh_p + b * H, dc_p + b * H, pi, pf, po, gpi,
+                       go ? go + b * go_sb : nullptr, dh_p + b * H, dc_p + b * H, pi, pf, po, gpi,
                        gpf, gpo);
       });
       for (int64_t n = 0; n < n_threads; ++n)
