@@ -17,7 +17,8 @@ MODULES = {
     "selective_copy": selective_copy,
     "associative_recall": associative_recall,
     "listops": listops,
-    "sequential_digits": sequential_digits,
+    "sequential_digits": sequential_digits,   # conf/task/permuted_digits.yaml: permuted: true
+    "permuted_digits": sequential_digits,
     "sequential_mnist": mnist,          # conf/task/permuted_mnist.yaml: the same module with permuted: true
     "permuted_mnist": mnist,
 }

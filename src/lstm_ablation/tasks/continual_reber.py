@@ -60,6 +60,8 @@ for s, choices in GRAMMAR.items():
     for symbol, _ in choices:
         if symbol >= 0:
             LEGAL[s, symbol] = True
+LEGAL_BY_BRANCH = LEGAL.repeat_interleave(2, dim=0)                            # row 2 * state + (branch is P)
+LEGAL_BY_BRANCH[2 * CLOSE, T] = LEGAL_BY_BRANCH[2 * CLOSE + 1, P] = True
 BASELINE = 0.5
 
 
@@ -96,25 +98,30 @@ def string_accuracy(step_ok: Tensor, y: Tensor) -> Tensor:
 def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[Tensor, Tensor]:
     """tokens (n, T) in 0..6, legal (n, T, 7) bool: the symbols that may follow step t."""
     g = split_generator(seed, split)
+    emit, step = EMIT.flatten(), NEXT.flatten()                             # indexed by 2 * state + coin
     state = torch.full((n,), OUT_B)
     branch = torch.zeros(n, dtype=torch.long)
-    # uint8 storage: 100k streams of 1000 steps stay at 100 MB per tensor
-    tokens = torch.empty(n, seq_len, dtype=torch.uint8)
-    states = torch.empty(n, seq_len, dtype=torch.uint8)                   # grammar state after step t
-    branches = torch.empty(n, seq_len, dtype=torch.uint8)                 # branch symbol of the current string
-    for t in range(seq_len):
-        coin = torch.randint(0, 2, (n,), generator=g)
-        symbol = EMIT[state, coin]
-        branch = torch.where(state == BRANCH, symbol, branch)
-        symbol = torch.where(state == CLOSE, branch, symbol)
-        tokens[:, t] = symbol
-        state = NEXT[state, coin]
-        states[:, t] = state
-        branches[:, t] = branch
-    legal = LEGAL[states.long()]                                            # (n, T, 7)
-    closing = states == CLOSE                                               # the branch must come next
-    legal[closing] = F.one_hot(branches[closing].long(), 7).bool()
-    return tokens.long(), legal
+    # time-major uint8 buffers: each step writes one contiguous row; 100 MB each for 100k x 1000
+    tokens = torch.empty(seq_len, n, dtype=torch.uint8)
+    states = torch.empty(seq_len, n, dtype=torch.uint8)                   # grammar state after step t
+    branches = torch.empty(seq_len, n, dtype=torch.uint8)                 # branch symbol of the current string
+    # Thousands of small per-step ops: intra-op threads only add sync cost (4x slower on shared cores).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for t in range(seq_len):
+            choice = 2 * state + torch.randint(0, 2, (n,), generator=g)
+            symbol = emit[choice]
+            branch = torch.where(state == BRANCH, symbol, branch)
+            tokens[t] = torch.where(state == CLOSE, branch, symbol)
+            state = step[choice]
+            states[t] = state
+            branches[t] = branch
+    finally:
+        torch.set_num_threads(threads)
+    # legal sets by one table lookup on (state, branch is P): only CLOSE depends on the branch
+    code = 2 * states.T.long() + (branches.T == P)                         # (n, T)
+    return tokens.T.long(), LEGAL_BY_BRANCH[code]                           # (n, T), (n, T, 7)
 
 
 def check(seq_len: int, n_train: int, n_val: int, n_test: int) -> None:

@@ -143,7 +143,7 @@ def generate(seed: int, split: str, n: int, seq_len: int, min_len: int, max_dept
         if have >= n:
             break
         rate = max(have, 1) / tried                                         # acceptance rate so far
-        batch = min(1 << 22, max(1024, int(1.2 * (n - have) / rate)))
+        batch = min(1 << 21, max(1024, int(1.2 * (n - have) / rate)))          # caps memory (GBs at seq_len 1000)
     else:
         raise ConfigError(f"task.min_len: only {have} of {n} trees in {max_rounds} rounds fell in "
                           f"[min_len, seq_len] = [{min_len}, {seq_len}]; widen the range")

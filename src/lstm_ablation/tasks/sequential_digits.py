@@ -3,9 +3,10 @@
 of 8x8 pixels with values 0..16), so a real-data task runs offline.
 
 Each image is read one pixel per step in row-major order: 64 steps, one input, pixel / 16 in [0, 1].
-The class (10-way) is read out at the last step. permuted: true applies one fixed permutation of the
-64 steps to every image (as in pMNIST); it is drawn from torch.Generator seed PERMUTATION_SEED, not
-from the run seed, so every run and every seed sees the same permutation.
+The class (10-way) is read out at the last step. permuted: true (conf/task/permuted_digits.yaml, so
+results group under their own task name) applies one fixed permutation of the 64 steps to every
+image (as in pMNIST); it is drawn from torch.Generator seed PERMUTATION_SEED, not from the run seed,
+so every run and every seed sees the same permutation.
 Splits: the 1797 images are shuffled once with SPLIT_SEED (again not the run seed), then the first
 n_test are the test set, the next n_val the validation set, and the rest the training pool, of
 which task.n_train (null: all) are used. Val and test are therefore fixed across runs.
