@@ -109,6 +109,7 @@ def grow(m: int, max_len: int, min_len: int, max_depth: int, max_args: int,
     tokens = torch.full((n_kept, max_len), PAD, dtype=torch.long)
     # top-down: each node's step = parent's step + 1 + lengths of its earlier siblings
     start = torch.zeros(n_kept, dtype=torch.long)
+    row_up = start_up = None                                                 # the level above: rows, steps
     for d, (tree, parent, op, digit, n_args) in enumerate(levels):
         row = torch.arange(n_kept) if d == 0 else row_up[parent]
         if d > 0:
