@@ -264,7 +264,9 @@ def test_probe_leaves_parameters_and_their_grads_alone(tmp_path):
     model = SequenceModel(build_recurrent(variant_config("vanilla"), 2, 8), task, lr=1e-2)
     model.readout.weight.grad = torch.ones_like(model.readout.weight)  # as if mid-accumulation
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    probe(model, *task.splits["val"])
+    record = probe(model, *task.splits["val"])
+    # the probe's own unroll + readout is the model's forward: same loss (guards against model.py drifting)
+    assert record["loss"] == pytest.approx(float(task.loss(model(task.splits["val"][0]), task.splits["val"][1])), rel=1e-5)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert torch.equal(model.readout.weight.grad, torch.ones_like(model.readout.weight))

@@ -41,6 +41,7 @@ def compact(value: Any) -> Any:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomic: a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, separators=(",", ":"))

@@ -44,9 +44,9 @@ class Unrolled:
 # ---------------------------------------------------------------------------- step loops
 
 def lstm_layer_gates(layer: LSTMLayer, z: Tensor, c_prev: Tensor, c: Tensor) -> dict[str, Tensor]:
-    """The sigmoid gates of LSTMLayer.cell, recomputed from its pre-activations z (B, G*H)."""
+    """The sigmoid gates of LSTMLayer.cell, recomputed from its pre-activations z (..., G*H); c (..., H)."""
     spec, peep = layer.spec, layer.peephole_weights()
-    pre = {name: z[:, rows] for name, rows in layer.gate_slices().items()}
+    pre = {name: z[..., rows] for name, rows in layer.gate_slices().items()}
     gates = {}
     if "i" in pre:
         gates["i"] = torch.sigmoid(pre["i"] + peep["i"] * c_prev if "i" in peep else pre["i"])
@@ -64,16 +64,18 @@ def unroll_lstm_layer(layer: LSTMLayer, x: Tensor) -> Unrolled:
     B, T, _ = x.shape
     h = c = x.new_zeros(B, layer.hidden_size)
     xw = (x @ layer.weight_ih.t() + layer.bias).unbind(1)      # T x (B, G*H)
-    hs, cs, gates = [], [], []
+    hs, cs, zs = [], [], []
     for t in range(T):
         z = xw[t] + h @ layer.weight_hh.t()                     # (B, G*H)
-        c_prev = c
-        h, c = layer.cell(z, c_prev)
+        h, c = layer.cell(z, c)
         hs.append(h)
         cs.append(c)
-        with torch.no_grad():
-            gates.append(lstm_layer_gates(layer, z, c_prev, c))
-    return Unrolled(hs, cs, stack_gates(gates))
+        zs.append(z.detach())
+    with torch.no_grad():  # gates for all steps at once, outside the loop: (T, B, H) each
+        c_all = torch.stack(cs).detach()
+        c_prev = torch.cat([torch.zeros_like(c_all[:1]), c_all[:-1]])
+        gates = lstm_layer_gates(layer, torch.stack(zs), c_prev, c_all)
+    return Unrolled(hs, cs, gates)
 
 
 def torch_weights(module: nn.RNNBase) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -168,12 +170,12 @@ def log10_ratio(first: float, last: float) -> float:
 
 def gate_stats(a: Tensor) -> dict[str, list[float]]:
     """a: (T, B, H) activations in [0, 1] -> per-t mean and saturated fractions, plus a histogram."""
-    flat = a.reshape(a.shape[0], -1).double()                   # (T, B*H)
-    hist = torch.histc(a.double(), bins=len(HIST_EDGES) - 1, min=0.0, max=1.0)
+    flat = a.reshape(a.shape[0], -1)                            # (T, B*H)
+    hist = torch.histc(a, bins=len(HIST_EDGES) - 1, min=0.0, max=1.0)
     return {
         "mean": flat.mean(1).tolist(),
-        "sat_low": (flat < SAT_LOW).double().mean(1).tolist(),
-        "sat_high": (flat > SAT_HIGH).double().mean(1).tolist(),
+        "sat_low": (flat < SAT_LOW).float().mean(1).tolist(),
+        "sat_high": (flat > SAT_HIGH).float().mean(1).tolist(),
         "hist": [int(n) for n in hist.tolist()],
     }
 
@@ -197,16 +199,15 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> dict:
         record[f"{name}_ratio"] = (norm / norm[-1]).tolist()
         summary[f"{name}_log10_ratio"] = log10_ratio(float(norm[0]), float(norm[-1]))
     if u.c is not None:
-        c_abs = torch.stack(u.c).detach().abs().double()        # (T, B, H); NOAF lets this grow without bound
+        c_abs = torch.stack(u.c).detach().abs()                 # (T, B, H); NOAF lets this grow without bound
         record["cell_abs_mean"] = c_abs.mean((1, 2)).tolist()
         record["cell_abs_max"] = c_abs.amax((1, 2)).tolist()
         summary["cell_abs_max"] = float(c_abs.max())
     else:
         record["cell_abs_mean"] = record["cell_abs_max"] = None
     record["gates"] = {name: gate_stats(a) for name, a in u.gates.items()}
-    for name, a in u.gates.items():
-        summary[f"gate_{name}_mean"] = float(a.double().mean())
-        summary[f"gate_{name}_sat_low"] = float((a < SAT_LOW).double().mean())
-        summary[f"gate_{name}_sat_high"] = float((a > SAT_HIGH).double().mean())
+    for name, stats in record["gates"].items():  # every t has B*H entries: the mean over t is the overall mean
+        for key in ("mean", "sat_low", "sat_high"):
+            summary[f"gate_{name}_{key}"] = sum(stats[key]) / len(stats[key])
     record["summary"] = summary
     return record

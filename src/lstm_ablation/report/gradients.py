@@ -131,7 +131,7 @@ def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[s
         ax.set_title(f"{step} probe (training step {', '.join(str(s) for s in sorted(at))})")
         ax.set_xlabel("t (input step)")
         ax.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel("gradient norm relative to t = T")
+    axes[0][0].set_ylabel("gradient norm / its value at the last step")
     axes[0][-1].legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title)
