@@ -70,7 +70,7 @@ def main() -> None:
     tables = []
     for probe in ("first", "final"):
         steps = gradients.at_step(curves, probe).groupby("cell")["step"].first()
-        for quantity in ("grad_h_ratio", "grad_c_ratio", "grad_h"):
+        for quantity in ("grad_h_ratio", "grad_c_ratio"):
             m = gradients.mean_curves(curves, quantity, probe)
             tables.append(m.assign(probe=probe, step=m["cell"].map(steps), quantity=quantity))
     numbers = pd.concat(tables)[["cell", "probe", "step", "quantity", "t", "mean", "min", "max", "n_seeds"]]
