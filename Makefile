@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # The shrunken seed_gates study: all 7 cells x 2 seeds on short sequences (< 10 min on 2 cores).
 DEMO_SWEEP := multirun/demo
 DEMO_ARGS  := experiment=seed_gates seed=0,1 name=seed_gates_demo task.seq_len=30 task.n_train=4000 \
-              task.n_val=500 task.n_test=1000 model.hidden_size=32 optim.lr=0.003 trainer.max_steps=1000
+              task.n_val=500 task.n_test=1000 model.hidden_size=32 optim.lr=0.003 trainer.max_steps=1000 num_threads=1
 
 .PHONY: setup test test-all demo report clean
 

@@ -59,6 +59,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"task.{key}: got {value!r}; allowed: a positive integer")
     checks = {
         "model.hidden_size": (cfg.model.hidden_size, "a positive integer", lambda v: isinstance(v, int) and v > 0),
+        "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or (isinstance(v, int) and v > 0)),
         "optim.batch_size": (cfg.optim.batch_size, "a positive integer", lambda v: isinstance(v, int) and v > 0),
         "optim.lr": (cfg.optim.lr, "a positive number", lambda v: isinstance(v, (int, float)) and v > 0 and math.isfinite(v)),
         "wandb.mode": (cfg.wandb.mode, ", ".join(WANDB_MODES), lambda v: v in WANDB_MODES),
@@ -115,6 +116,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     """
     validate(cfg)
     import pytorch_lightning as pl
+    import torch
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
     from .model import Diverged, SequenceModel, batch_loader, build_recurrent
@@ -135,6 +137,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     start = time.perf_counter()
     run = start_wandb(cfg, run_dir, group or cfg.name, config)
     try:
+        if cfg.num_threads:  # small cells are faster on 1 thread; parallel jobs should not oversubscribe
+            torch.set_num_threads(cfg.num_threads)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         task = build_task(config["task"], seed=cfg.task.data_seed)
         record.update(baseline=task.baseline, metric=task.metric, higher_is_better=task.higher_is_better,
