@@ -11,8 +11,9 @@ the direct readout part. So the probe re-runs the recurrence step by step, keeps
 later steps actually consume, and asks autograd for the gradient w.r.t. those tensors.
 
 dL/dc_t is total as well: through c_{t+1} and through h_t = o_t * act_h(c_t), the delta_c of LSTM
-backpropagation through time. Steps are indexed t = 0 .. T-1; h_t is the state after reading x_t (torch's out[:, t]).
-The summary number is log10(|dL/dh_0| / |dL/dh_{T-1}|): about 0 means the gradient reaches the
+backpropagation through time. Steps are indexed t = 0 .. T-1; h_t is the state after reading x_t
+(torch's out[:, t]). |.| is the L2 norm over units of one sequence, averaged over the probe batch
+(L is the batch-mean task loss, so absolute norms scale with 1/B; ratios over t do not). The summary number is log10(|dL/dh_0| / |dL/dh_{T-1}|): about 0 means the gradient reaches the
 first step undiminished; -10 means it arrives 10 orders of magnitude smaller.
 
 Gate statistics cover the multiplicative sigmoid gates that exist: LSTM i, f, o (a coupled f = 1 - i
