@@ -75,3 +75,19 @@ def test_bad_config_raises_before_any_file_is_written(make_cfg, tmp_path):
     with pytest.raises(ConfigError, match="^task.seq_len"):
         train(make_cfg("task.seq_len=1", "wandb.mode=offline"), tmp_path / "job")
     assert not (tmp_path / "job").exists()
+
+
+def test_probes_are_written_at_the_interval_and_reach_wandb(make_cfg, tmp_path):
+    train(make_cfg("cell=vanilla", *TINY, "trainer.max_steps=10", "probe.every_n_steps=4", "wandb.mode=offline"), tmp_path)
+    probes = json.loads((tmp_path / "probes.json").read_text())
+    steps = [p["step"] for p in probes["probes"]]
+    assert steps == [0, 4, 8, 10]
+    final = probes["probes"][-1]
+    assert len(final["grad_h"]) == 6 and len(final["grad_c"]) == 6  # one norm per time step (seq_len 6)
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert "probe/grad_h_log10_ratio" in read_run(run_dir)["summary"]
+
+
+def test_probes_switched_off(make_cfg, tmp_path):
+    train(make_cfg(*TINY, "probe.enabled=false"), tmp_path)
+    assert not (tmp_path / "probes.json").exists()

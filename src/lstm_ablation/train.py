@@ -57,12 +57,18 @@ def validate(cfg: DictConfig) -> None:
         value = cfg.task.get(key)
         if value is not None and (not isinstance(value, int) or value <= 0):
             raise ConfigError(f"task.{key}: got {value!r}; allowed: a positive integer")
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
     checks = {
-        "model.hidden_size": (cfg.model.hidden_size, "a positive integer", lambda v: isinstance(v, int) and v > 0),
-        "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or (isinstance(v, int) and v > 0)),
-        "optim.batch_size": (cfg.optim.batch_size, "a positive integer", lambda v: isinstance(v, int) and v > 0),
+        "model.hidden_size": (cfg.model.hidden_size, "a positive integer", positive_int),
+        "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or positive_int(v)),
+        "optim.batch_size": (cfg.optim.batch_size, "a positive integer", positive_int),
         "optim.lr": (cfg.optim.lr, "a positive number", lambda v: isinstance(v, (int, float)) and v > 0 and math.isfinite(v)),
         "wandb.mode": (cfg.wandb.mode, ", ".join(WANDB_MODES), lambda v: v in WANDB_MODES),
+        "probe.enabled": (cfg.probe.enabled, "true, false", lambda v: isinstance(v, bool)),
+        "probe.every_n_steps": (cfg.probe.every_n_steps, "a positive integer", positive_int),
+        "probe.batch_size": (cfg.probe.batch_size, "a positive integer", positive_int),
     }
     for field, (value, allowed, ok) in checks.items():
         if not ok(value):
@@ -120,6 +126,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
     from .model import Diverged, SequenceModel, batch_loader, build_recurrent
+    from .probe_callback import GradientProbe
     from .tasks import build_task
 
     run_dir = Path(run_dir)
@@ -153,7 +160,11 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         loggers = [CSVLogger(save_dir=run_dir, name="", version="")]  # run_dir/metrics.csv: per-step curves
         if run is not None:
             loggers.append(WandbLogger(experiment=run))
-        trainer = pl.Trainer(**config["trainer"], logger=loggers, default_root_dir=run_dir)
+        # Gradient flow and gate statistics on a fixed slice of the validation split (never trained on).
+        px, py = (t[: cfg.probe.batch_size] for t in task.splits["val"])
+        probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
+                              labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
+        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe], default_root_dir=run_dir)
         x, y = task.splits["train"]
         train_loader = batch_loader(x, y, cfg.optim.batch_size, shuffle=True, seed=cfg.seed)
         eval_size = max(cfg.optim.batch_size, 1024)
