@@ -19,6 +19,10 @@ from .collect import Collection, ReportError, collect_local
 
 RUNS_FILE, CURVES_FILE, META_FILE = "results.csv", "curves.csv", "report.json"
 DATA_FILES = (RUNS_FILE, CURVES_FILE, META_FILE)
+# Optional data: each run's first and final gradient probe (probes.json), when the runs have them.
+GRAD_CURVES_FILE, GRAD_SUMMARY_FILE = "gradient_curves.csv", "gradient_summary.csv"
+GRAD_CURVE_COLUMNS = ("run_dir", "cell", "task", "seed", "step", "final", "t", "grad_h", "grad_h_ratio",
+                      "grad_c", "grad_c_ratio", "cell_abs_mean", "cell_abs_max")
 BOOL_COLUMNS = ("higher_is_better", "git_dirty")
 
 
@@ -49,8 +53,52 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     if plots and meta.get("plots", True):
         from .plots import draw_all
         images = draw_all(runs, curves, summary, meta, target)
-    (target / "README.md").write_text(render.readme(meta, summary, runs, images))
+    text = render.readme(meta, summary, runs, images)
+    if (data_dir / GRAD_CURVES_FILE).is_file():
+        text += gradient_section(data_dir, target, meta, runs, plots and meta.get("plots", True))
+    (target / "README.md").write_text(text)
     (target / "tables.tex").write_text(render.latex(summary, meta["reference"], meta["alpha"]))
+
+
+def gradient_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFrame, plots: bool) -> str:
+    """README section from the probes: |dL/dh_t| vs t per variant (one plot per task) and the summary numbers."""
+    from . import gradients
+
+    curves = pd.read_csv(data_dir / GRAD_CURVES_FILE)
+    summaries = pd.read_csv(data_dir / GRAD_SUMMARY_FILE)
+    lines = ["", "## Gradient flow and gates", "",
+             "How much of the loss gradient reaches input step t, relative to the last step "
+             "(|dL/dh_t| / |dL/dh_T|, total derivative through all later steps; dashed: the cell state c), "
+             "on a fixed validation batch, geometric mean over seeds, band = min..max. "
+             "`grad_h_log10_ratio` = log10 |dL/dh_0| / |dL/dh_T| at the end of training: very negative means "
+             "early inputs no longer shape learning. Gate columns: mean activation; `gate_f_sat_high`: "
+             "fraction of forget-gate values > 0.95.", ""]
+    if plots:
+        from .plots import PNG_METADATA, colours
+        palette = colours(list(runs["cell"].dropna().unique()), meta["reference"])
+        for task, task_curves in curves.groupby("task", sort=True):
+            name = f"plots/gradient_flow_{render.slug(task)}.png"
+            gradients.plot_gradient_flow(task_curves, target / name, title=f"{task}: gradient reaching step t",
+                                         colours=palette, metadata=PNG_METADATA)
+            lines += [f"![gradient flow, {task}]({name})", ""]
+    lines += [gradients.summary_markdown(summaries), ""]
+    return "\n".join(lines)
+
+
+def gradient_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """First and final probe of every run that has a probes.json; run ids relative to the sweeps' parent."""
+    from . import gradients
+
+    run_dirs = [d for sweep in sweep_dirs for d in gradients.probe_dirs(sweep)]
+    if not run_dirs:
+        return None
+    label = {str(d): f"{d.parent.name}/{d.name}" for d in run_dirs}  # portable: no absolute paths in the data
+    curves = gradients.collect_curves(run_dirs)
+    curves = pd.concat([gradients.at_step(curves, "first"), gradients.at_step(curves, "final")]).drop_duplicates()
+    summaries = gradients.at_step(gradients.collect_summaries(run_dirs), "final")
+    curves, summaries = curves.assign(run_dir=curves["run_dir"].map(label)), summaries.assign(run_dir=summaries["run_dir"].map(label))
+    keep = [c for c in GRAD_CURVE_COLUMNS if c in curves]
+    return (curves[keep].sort_values(["run_dir", "step", "t"]), summaries.sort_values("run_dir"))
 
 
 def check_replaceable(out_dir: Path) -> None:
@@ -87,10 +135,14 @@ def build_into(out_dir: Path, fill) -> Path:
     return out_dir
 
 
-def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: bool = True) -> Path:
+def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: bool = True,
+                     gradients: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Path:
     def fill(tmp: Path) -> None:
         write_csv(collection.runs, tmp / RUNS_FILE)
         write_csv(collection.curves, tmp / CURVES_FILE)
+        if gradients is not None:
+            write_csv(gradients[0], tmp / GRAD_CURVES_FILE)
+            write_csv(gradients[1], tmp / GRAD_SUMMARY_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         derive(tmp, tmp, plots)
     return build_into(out_dir, fill)
@@ -113,7 +165,7 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
         "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
     }
-    return write_collection(collection, out_dir, meta, plots)
+    return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs))
 
 
 def find_reports(root: Path) -> list[Path]:
@@ -134,8 +186,9 @@ def regenerate(root: Path, plots: bool = True) -> list[Path]:
             raise ReportError(f"{report}: missing {', '.join(missing)}; expected the data files {', '.join(DATA_FILES)}")
 
         def fill(tmp: Path, report: Path = report) -> None:
-            for name in DATA_FILES:
-                shutil.copyfile(report / name, tmp / name)
+            for name in DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE):
+                if (report / name).is_file():
+                    shutil.copyfile(report / name, tmp / name)
             try:
                 derive(tmp, tmp, plots)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError) as e:

@@ -105,7 +105,8 @@ def mean_curves(curves: pd.DataFrame, quantity: str = "grad_h_ratio", step: str 
 
 
 def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[str | int] = ("first", "final"),
-                       cells: Iterable[str] | None = None, title: str | None = None) -> Path:
+                       cells: Iterable[str] | None = None, title: str | None = None,
+                       colours: dict | None = None, metadata: dict | None = None) -> Path:
     """One panel per probe step: |dL/dh_t| / |dL/dh_T| (solid) and |dL/dc_t| / |dL/dc_T| (dashed, where the
     cell has c) against t on a log axis; lines are geometric means over seeds, bands span min..max."""
     import matplotlib
@@ -118,7 +119,7 @@ def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[s
     fig, axes = plt.subplots(1, len(steps), figsize=(5.2 * len(steps), 3.8), sharey=True, squeeze=False)
     for ax, step in zip(axes[0], steps):
         for n, cell in enumerate(cells):
-            color = f"C{n}"
+            color = colours[cell] if colours else f"C{n}"  # the report passes its per-variant colours
             for quantity, style, sym in (("grad_h_ratio", "-", "h"), ("grad_c_ratio", "--", "c")):
                 m = mean_curves(curves[curves["cell"] == cell], quantity, step)
                 if m.empty:
@@ -138,7 +139,7 @@ def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[s
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, metadata=metadata)
     plt.close(fig)
     return path
 
