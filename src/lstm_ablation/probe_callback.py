@@ -8,11 +8,8 @@ scalars; the last probe's summary numbers go into run.summary under "probe/...".
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .probes import HIST_EDGES, SAT_HIGH, SAT_LOW, probe
+from .results import write_json_atomic
 from .spec import ConfigError
 
 PROBE_FILE = "probes.json"
@@ -37,16 +35,6 @@ def compact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [compact(v) for v in value]
     return value
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: a reader (or a crash) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-    os.chmod(tmp, 0o644)  # mkstemp makes it private; a run dir's files are for everyone
-    os.replace(tmp, path)
 
 
 class GradientProbe(pl.Callback):
@@ -99,7 +87,7 @@ class GradientProbe(pl.Callback):
     def save(self, pl_module: pl.LightningModule) -> None:
         x = self.batch[0]
         last = self.records[-1]
-        write_json(self.path, {
+        write_json_atomic(self.path, indent=None, data={
             "format": FORMAT, "labels": self.labels, "layer": type(pl_module.layer).__name__,
             "gates": sorted(last["gates"]), "has_cell": last["grad_c"] is not None,
             "seq_len": x.shape[1], "batch_size": x.shape[0], "every_n_steps": self.every_n_steps,

@@ -28,20 +28,35 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
+def write_json_atomic(path: Path, data: Any, indent: int | None = 2) -> None:
+    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file.
+    indent=None writes compact JSON (no spaces), for files rewritten often."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_clean(data), f, indent=2, sort_keys=True)
+            json.dump(_clean(data), f, indent=indent, sort_keys=indent is not None,
+                      separators=None if indent is not None else (",", ":"))
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; run records are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{"cell": {"name": "v"}} -> {"cell.name": "v"}: the config as W&B and the report's columns see it."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def write_result(run_dir: Path, record: dict) -> Path:

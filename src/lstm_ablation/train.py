@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .results import write_result
+from .results import flatten, write_result
 from .spec import KINDS, ConfigError, available_variants, spec_from_config
 
 log = logging.getLogger("lstm_ablation")
@@ -85,16 +85,6 @@ def git_state() -> dict[str, Any]:
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict):

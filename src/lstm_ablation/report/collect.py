@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..results import RESULT_FILE, ResultError, read_result
+from ..results import RESULT_FILE, ResultError, flatten, read_result
 
 MISSING = "missing"
 METRICS_LOG = "metrics.csv"
@@ -42,16 +42,6 @@ class Collection:
     runs: pd.DataFrame                      # CORE_COLUMNS + "metrics.<key>" + "config.<key>"
     curves: pd.DataFrame                    # CURVE_COLUMNS: val/<headline metric> per run and step
     warnings: list[str] = field(default_factory=list)
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict[str, Any]:
