@@ -24,6 +24,7 @@ import torch
 from lstm_ablation.model import SequenceModel, batch_loader, build_recurrent
 from lstm_ablation.probe_callback import GradientProbe
 from lstm_ablation.report import gradients
+from lstm_ablation.report.plots import PNG_METADATA, colours  # the reports' colour per variant
 from lstm_ablation.spec import variant_config
 from lstm_ablation.tasks import build_task
 
@@ -66,7 +67,8 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     png = gradients.plot_gradient_flow(curves, args.out / "rnn_vs_vanilla.png", steps=("first", "final"), cells=CELLS,
-                                       title=f"Adding problem T=100, hidden 64: gradient reaching step t ({len(args.seeds)} seeds)")
+                                       title=f"Adding problem T=100, hidden 64: gradient reaching step t ({len(args.seeds)} seeds)",
+                                       colours=colours(list(CELLS), "vanilla"), metadata=PNG_METADATA)
     tables = []
     for probe in ("first", "final"):
         steps = gradients.at_step(curves, probe).groupby("cell")["step"].first()
