@@ -49,14 +49,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
     if kind == "lstm":
         spec_from_config(cell)
-    check_task_config(OmegaConf.to_container(cfg.task, resolve=True))
-    seq_len = cfg.task.get("seq_len")
-    if seq_len is not None and (not isinstance(seq_len, int) or seq_len < 2):
-        raise ConfigError(f"task.seq_len: got {seq_len!r}; allowed: an integer >= 2")
-    for key in ("n_train", "n_val", "n_test"):
-        value = cfg.task.get(key)
-        if value is not None and (not isinstance(value, int) or value <= 0):
-            raise ConfigError(f"task.{key}: got {value!r}; allowed: a positive integer")
+    check_task_config(OmegaConf.to_container(cfg.task, resolve=True))  # each task checks its own sizes
     def positive_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 

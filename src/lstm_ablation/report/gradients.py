@@ -47,38 +47,36 @@ def load_probes(run_dir: str | Path) -> dict | None:
     return data
 
 
-def collect_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    """Long form: run_dir, cell, task, seed, step, final, t, then grad_h, grad_h_ratio, grad_c,
-    grad_c_ratio, cell_abs_mean, cell_abs_max and gate_<g>_<mean|sat_low|sat_high> (NaN where absent)."""
-    rows = []
+def each_probe(run_dirs: Iterable[str | Path]):
+    """(run_dir, {cell, task, seed}, probe) for every probe of every run that has a probes.json."""
     for run_dir in run_dirs:
         data = load_probes(run_dir)
         if data is None:
             continue
         labels = {key: data["labels"][key] for key in LABELS}
         for p in data["probes"]:
-            T = len(p["grad_h"])
-            columns = {k: p[k] for k in PER_T if p.get(k) is not None}
-            for g, stats in p["gates"].items():
-                columns.update({f"gate_{g}_{s}": stats[s] for s in GATE_STATS})
-            for t in range(T):
-                row = {"run_dir": str(run_dir), **labels, "step": p["step"], "final": p["final"], "t": t}
-                row.update({k: v[t] for k, v in columns.items()})
-                rows.append(row)
+            yield str(run_dir), labels, p
+
+
+def collect_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """Long form: run_dir, cell, task, seed, step, final, t, then grad_h, grad_h_ratio, grad_c,
+    grad_c_ratio, cell_abs_mean, cell_abs_max and gate_<g>_<mean|sat_low|sat_high> (NaN where absent)."""
+    rows = []
+    for run_dir, labels, p in each_probe(run_dirs):
+        columns = {k: p[k] for k in PER_T if p.get(k) is not None}
+        for g, stats in p["gates"].items():
+            columns.update({f"gate_{g}_{s}": stats[s] for s in GATE_STATS})
+        for t in range(len(p["grad_h"])):
+            row = {"run_dir": run_dir, **labels, "step": p["step"], "final": p["final"], "t": t}
+            row.update({k: v[t] for k, v in columns.items()})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
 def collect_summaries(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per run and probe step: run_dir, cell, task, seed, step, final and the summary numbers."""
-    rows = []
-    for run_dir in run_dirs:
-        data = load_probes(run_dir)
-        if data is None:
-            continue
-        labels = {key: data["labels"][key] for key in LABELS}
-        for p in data["probes"]:
-            rows.append({"run_dir": str(run_dir), **labels, "step": p["step"], "final": p["final"], **p["summary"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"run_dir": run_dir, **labels, "step": p["step"], "final": p["final"], **p["summary"]}
+                         for run_dir, labels, p in each_probe(run_dirs)])
 
 
 def at_step(df: pd.DataFrame, step: str | int = "final") -> pd.DataFrame:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..spec import ConfigError
-from .base import SPLITS, RegressionTask, check_positive, split_generator
+from .base import SPLITS, RegressionTask, check_int, check_positive, split_generator
 
 BASELINE_MSE = 1 / 6
 
@@ -31,10 +30,13 @@ def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[torch.Tensor,
     return x, y
 
 
-def make(seed: int, seq_len: int = 100, n_train: int = 10000, n_val: int = 1000, n_test: int = 1000) -> RegressionTask:
-    if not isinstance(seq_len, int) or seq_len < 2:
-        raise ConfigError(f"task.seq_len: got {seq_len!r}; allowed: an integer >= 2 (one marker per half)")
+def check(seq_len: int, n_train: int, n_val: int, n_test: int) -> None:
+    check_int("seq_len", seq_len, 2, why="one marker per half")
     check_positive(n_train=n_train, n_val=n_val, n_test=n_test)
+
+
+def make(seed: int, seq_len: int = 100, n_train: int = 10000, n_val: int = 1000, n_test: int = 1000) -> RegressionTask:
+    check(seq_len, n_train, n_val, n_test)
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     return RegressionTask(
         name="adding", input_size=2, output_size=1, readout="last",
