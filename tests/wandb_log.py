@@ -9,6 +9,7 @@ import struct
 import time
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
 BLOCK, HEADER, CHUNK_HEADER = 32 * 1024, 7, 7
@@ -44,10 +45,16 @@ def read_run(run_dir: Path, timeout_s: float = 20.0) -> dict:
     """
     (path,) = Path(run_dir).glob("run-*.wandb")
     deadline = time.monotonic() + timeout_s
-    while not any(r.WhichOneof("record_type") == "exit" for r in records(path)) and time.monotonic() < deadline:
+    while True:
+        try:  # a chunk still being written parses as garbage: read again once it is complete
+            done = list(records(path))
+        except DecodeError:
+            done = []
+        if any(r.WhichOneof("record_type") == "exit" for r in done) or time.monotonic() > deadline:
+            break
         time.sleep(0.2)
     out = {"summary": {}, "config": {}, "history_keys": set(), "exit_code": None}
-    for r in records(path):
+    for r in done:
         kind = r.WhichOneof("record_type")
         if kind == "run":
             out.update(group=r.run.run_group, job_type=r.run.job_type, tags=list(r.run.tags))
