@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 import traceback
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ def validate(cfg: DictConfig) -> None:
     if kind == "lstm":
         spec_from_config(cell)
     check_task_config(OmegaConf.to_container(cfg.task, resolve=True))  # each task checks its own sizes
+
     def positive_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
