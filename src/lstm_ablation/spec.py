@@ -90,7 +90,7 @@ class CellSpec:
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(CellSpec))
 # Keys a cell YAML may carry besides the spec fields: what the report shows, and which layer to use.
-META_FIELDS = ("name", "short", "change", "kind", "impl")
+META_FIELDS = ("name", "short", "change", "kind", "impl", "literature")
 
 
 def spec_from_config(cell: dict) -> CellSpec:

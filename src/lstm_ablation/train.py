@@ -26,8 +26,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .expectations import parse as parse_expectations
 from .results import flatten, write_result
-from .spec import KINDS, ConfigError, available_variants, spec_from_config
+from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
 
 log = logging.getLogger("lstm_ablation")
 CONF = "pkg://lstm_ablation.conf"
@@ -67,6 +68,13 @@ def validate(cfg: DictConfig) -> None:
     for field, (value, allowed, ok) in checks.items():
         if not ok(value):
             raise ConfigError(f"{field}: got {value!r}; allowed: {allowed}")
+    parse_expectations(OmegaConf.to_container(cfg.report, resolve=True).get("expectations"))
+    match = cfg.model.get("match_params", False)
+    if not isinstance(match, bool):
+        raise ConfigError(f"model.match_params: got {match!r}; allowed: true, false")
+    if match and cfg.report.reference not in available_variants():
+        raise ConfigError(f"report.reference: unknown cell {cfg.report.reference!r} (model.match_params matches "
+                          f"parameter counts to it); allowed: {', '.join(available_variants())}")
 
 
 # ---------------------------------------------------------------------------- the job
@@ -109,7 +117,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     import torch
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
+    from .final_validation import FinalValidation
     from .model import Diverged, SequenceModel, batch_loader, build_recurrent
+    from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
     from .tasks import build_task
 
@@ -134,7 +144,13 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         task = build_task(config["task"], seed=cfg.task.data_seed)
         record.update(baseline=task.baseline, metric=task.metric, higher_is_better=task.higher_is_better,
                       solved_threshold=task.solved_threshold)
-        layer = build_recurrent(config["cell"], task.input_size, cfg.model.hidden_size)
+        hidden_size = cfg.model.hidden_size
+        if cfg.model.get("match_params", False):  # same parameter count as the reference at model.hidden_size
+            hidden_size = matched_hidden_size(config["cell"], variant_config(cfg.report.reference), task.input_size,
+                                              task.output_size, cfg.model.hidden_size)
+            record["hidden_size_reference"] = cfg.model.hidden_size
+        record["hidden_size"] = hidden_size
+        layer = build_recurrent(config["cell"], task.input_size, hidden_size)
         model = SequenceModel(layer, task, lr=cfg.optim.lr)
         record["params"] = sum(p.numel() for p in model.parameters())
         record["params_recurrent"] = sum(p.numel() for p in layer.parameters())
@@ -148,7 +164,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         px, py = (t[: cfg.probe.batch_size] for t in task.splits["val"])
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
-        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe], default_root_dir=run_dir)
+        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe, FinalValidation()], default_root_dir=run_dir)
         x, y = task.splits["train"]
         train_loader = batch_loader(x, y, cfg.optim.batch_size, shuffle=True, seed=cfg.seed)
         eval_size = max(cfg.optim.batch_size, 1024)
@@ -169,7 +185,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
-        keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "steps", "duration_s")
+        keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
         run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
     log.info("%s %s seed=%s: %s %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"])

@@ -25,7 +25,7 @@ METRICS_LOG = "metrics.csv"
 CORE_COLUMNS = [
     "task_label", "task", "cell", "short", "change", "seed", "status", "error",
     "metric", "higher_is_better", "baseline", "solved_threshold", "value",
-    "params", "params_recurrent", "steps", "duration_s", "finished",
+    "params", "params_recurrent", "hidden_size", "steps", "duration_s", "finished",
     "git_commit", "git_dirty", "sweep", "run",
 ]
 CURVE_COLUMNS = ["run", "key", "step", "value"]
@@ -58,7 +58,7 @@ def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict
         # A completed run without its headline metric cannot be ranked; keep it visible as NaN.
         "value": value if record["status"] == "completed" else None,
         "params": record.get("params"), "params_recurrent": record.get("params_recurrent"),
-        "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
+        "hidden_size": record.get("hidden_size"), "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
         "git_commit": git.get("commit"), "git_dirty": git.get("dirty"), "sweep": sweep, "run": run,
     }
     row.update({f"metrics.{k}": v for k, v in metrics.items()})
