@@ -102,12 +102,14 @@ def min_p_line(table: pd.DataFrame, alpha: float) -> str:
     tested = table[table["p_holm"].notna()]
     if tested.empty:
         return "No variant has two or more completed seeds beside the reference's: no test was run."
-    worst = tested.sort_values(["p_min_holm", "cell"]).iloc[-1]   # the least favoured comparison
     ref = table[table["note"] == "reference"]
     ref_n = int(ref["completed"].iloc[0]) if len(ref) else 0
-    line = (f"Smallest attainable p with these seeds ({int(worst['completed'])} vs {ref_n}, two-sided exact): "
-            f"{fmt(worst['p_min'], 2)} before Holm, {fmt(worst['p_min_holm'], 2)} after Holm over {len(tested)} variant(s).")
-    if worst["p_min_holm"] >= alpha:
+    sizes = tested.drop_duplicates("completed").sort_values("completed", ascending=False)
+    parts = [f"{int(r['completed'])} vs {ref_n} seeds: {fmt(r['p_min'], 2)} ({fmt(r['p_min_holm'], 2)} after Holm)"
+             for _, r in sizes.iterrows()]
+    line = (f"Smallest attainable p (two-sided exact, complete separation; Holm over {len(tested)} variant(s)): "
+            + "; ".join(parts) + ".")
+    if tested["p_min_holm"].min() >= alpha:
         line += f" Not below α = {alpha}: \"n.s.\" here means too few seeds, not \"no difference\"."
     return line
 
