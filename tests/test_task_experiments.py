@@ -1,4 +1,4 @@
-"""experiments/: one study per task family, each the seed study's variants x 5 seeds, with a header
+"""experiments/: one study per task family, each the seed study's variants x 10 seeds, with a header
 that gives the command and the expected outcome, composing into valid jobs."""
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_study_header_sweep_and_jobs(name, mnist_dir):
     cfg = compose_study(name)
     assert cfg.name == name
     params = cfg.hydra.sweeper.params
-    assert params.cell == SEED_VARIANTS and params.seed == "0,1,2,3,4"
+    assert params.cell == SEED_VARIANTS and params.seed == "0,1,2,3,4,5,6,7,8,9"  # 10 seeds per study
     tasks = str(params.get("task", cfg.task.name)).split(",")
     for task in tasks:   # every job of the sweep validates (MNIST against a tiny IDX directory)
         data = [f"task.data_dir={mnist_dir}"] if "mnist" in task else []
