@@ -133,7 +133,7 @@ def test_expectation_table_from_a_study_yaml(toy_sweep: Path, tmp_path: Path) ->
     assert agrees[("rnn", "fails", "copy_memory")] == "not run"         # a task the study did not run
     readme = (out / "README.md").read_text()
     assert "Published expectations:" in readme and "worse (Greff et al. 2017 [V])" in readme
-    assert "| `no_forget_gate` (NFG) |" in readme and "| worse: yes |" in readme
+    assert "| `no_forget_gate` (NFG) |" in readme and "| worse (Greff et al. 2017): yes |" in readme
     assert "5/5 solved; median 0.012 [" in readme and "Names: this project's `vanilla` is Greff et al. 2017's NP" in readme
     assert (out / "report.json").read_text().count('"claim"') == 6     # kept for --regenerate
     index = (tmp_path / "reports").joinpath("README.md")

@@ -112,7 +112,7 @@ def markdown(table: pd.DataFrame) -> str:
 def cell_column(table: pd.DataFrame, task_label: str, cell: str) -> str:
     """The main table's `expected` cell: each claim's expectation and whether it agrees."""
     mine = table[(table["task_label"] == task_label) & (table["cell"] == cell)]
-    return "; ".join(f"{r['expect']}: {r['agrees']}" for _, r in mine.iterrows()) or "–"
+    return "; ".join(f"{r['expect']} ({r['source'].split(',')[0]}): {r['agrees']}" for _, r in mine.iterrows()) or "–"
 
 
 def write_index(root: Path) -> Path:
