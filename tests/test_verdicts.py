@@ -200,3 +200,37 @@ def test_every_study_states_its_expectations_and_ten_seeds() -> None:
         assert expectations, f"{path.name}: no report.expectations"
         seeds = str(yaml.safe_load(path.read_text())["hydra"]["sweeper"]["params"]["seed"])
         assert seeds == ",".join(map(str, range(10))), path.name
+
+
+def test_the_index_never_replaces_a_hand_written_readme(toy_sweep: Path, tmp_path: Path) -> None:
+    write_report([toy_sweep], tmp_path / "project" / "reports" / "toy", plots=False)
+    (tmp_path / "project" / "README.md").write_text("# my project\n")
+    regenerate(tmp_path / "project")                                   # e.g. `--regenerate .` in a repository
+    assert (tmp_path / "project" / "README.md").read_text() == "# my project\n"
+    regenerate(tmp_path / "project" / "reports")
+    assert "[toy](toy/README.md)" in (tmp_path / "project" / "reports" / "README.md").read_text()
+
+
+def test_agreement_rules() -> None:
+    from lstm_ablation.report.literature import judge
+
+    base = {"launched": 10, "completed": 10, "diverged": 0, "solved": 3, "solved_threshold": 0.01, "median": 0.1,
+            "ci95_low": 0.05, "ci95_high": 0.15, "note": "", "reference": "vanilla", "diff": 0.05, "diff_ci95_low": 0.01,
+            "diff_ci95_high": 0.09, "p_holm": 0.2, "p_min_holm": 0.0001, "higher_is_better": False}
+    row = pd.Series(base)
+
+    def agrees(expect: str, **changes) -> str:
+        exp = {"expect": expect, "value": changes.pop("value", None), "tolerance": changes.pop("tolerance", None)}
+        return judge(exp, pd.Series({**base, **changes}), alpha=0.05)[1]
+
+    assert agrees("worse") == "no (n.s.)" and agrees("worse", p_min_holm=0.08) == "too few seeds"
+    assert agrees("worse", p_holm=0.01) == "yes" and agrees("better", p_holm=0.01) == "no"
+    assert agrees("better", p_holm=0.01, higher_is_better=True) == "yes"           # +Δ in accuracy is better
+    assert agrees("not_worse") == "yes" and agrees("not_worse", p_holm=0.01) == "no"
+    assert agrees("not_worse", p_min_holm=0.08) == "too few seeds"
+    assert agrees("fails") == "yes" and agrees("solves") == "no" and agrees("solves", solved=5) == "unclear (half the seeds)"
+    assert agrees("solves", solved=4, diverged=2) == "no"                          # 4 of 12 trained seeds
+    assert agrees("matches", value=0.12) == "yes" and agrees("matches", value=0.2) == "no"
+    assert agrees("matches", value=0.2, tolerance=0.1) == "yes"
+    assert agrees("worse", note="reference") == "–" and judge({"expect": "worse"}, None, 0.05) == ("not run", "not run")
+    assert "p(Holm) 0.200 (n=10)" in judge({"expect": "worse"}, row, 0.05)[0]

@@ -242,8 +242,9 @@ def regenerate(root: Path, plots: bool = True, expectations: list[dict] | None =
                 raise ReportError(f"{report}: cannot read its data ({type(e).__name__}: {' '.join(str(e).split())[:150]}); "
                                   "expected results.csv, curves.csv and report.json as lstm-ablate-report writes them") from None
         build_into(report, fill)
-    if root not in reports:
-        literature.write_index(root)
-    else:
+    index = root / "README.md"
+    if root in reports:
         refresh_index(root)
+    elif not index.exists() or literature.is_index(index):  # never overwrite a README someone wrote
+        literature.write_index(root)
     return reports
