@@ -234,3 +234,15 @@ def test_agreement_rules() -> None:
     assert agrees("matches", value=0.2, tolerance=0.1) == "yes"
     assert agrees("worse", note="reference") == "–" and judge({"expect": "worse"}, None, 0.05) == ("not run", "not run")
     assert "p(Holm) 0.200 (n=10)" in judge({"expect": "worse"}, row, 0.05)[0]
+
+
+@pytest.mark.slow
+def test_committed_reports_regenerate_byte_identical(tmp_path: Path) -> None:
+    """`lstm-ablate-report --regenerate reports/` on a copy of the committed reports changes no byte."""
+    import shutil
+
+    committed = Path(__file__).resolve().parents[1] / "reports"
+    shutil.copytree(committed, tmp_path / "reports")
+    before = tree_bytes(tmp_path / "reports")
+    main(["--regenerate", str(tmp_path / "reports")])
+    assert tree_bytes(tmp_path / "reports") == before

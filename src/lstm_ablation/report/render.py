@@ -230,7 +230,7 @@ def latex(summary: pd.DataFrame, reference: str, alpha: float) -> str:
             rf"\multicolumn{{9}}{{l}}{{Memoryless baseline: {tex(fmt(first['baseline']))} ({tex(direction(first))})}} \\",
             r"\bottomrule", r"\end{tabular}",
             rf"\caption{{{tex(task_label)}: test {tex(metric)} over seeds (median, 95\% bootstrap interval). $^{{*}}$: differs from "
-            rf"{tex(reference)} (exact Mann-Whitney $U$ test, Holm-corrected, $\alpha={alpha}$).}}",
+            rf"{tex(reference)} (exact Mann-Whitney $U$ test, Holm-corrected, $\alpha={alpha}$). {tex(min_p_line(table, alpha))}}}",
             rf"\label{{tab:{slug(task_label)}}}", r"\end{table}", "",
         ]
     return "\n".join(out)
