@@ -307,3 +307,17 @@ def test_state_names_keep_the_classic_api():
         layer = LSTMLayer(load_variant(name), 2, 4)
         out, state = layer(x)
         assert len(state) == len(layer.spec.state_names) and torch.equal(state[0], out[:, -1])
+
+
+def test_scan_stays_finite_at_extreme_preactivations():
+    """Gate pre-activations of +-100 (f' down to e^-200) in float32: finite, and equal to the loop."""
+    layer = LSTMLayer(load_variant("minlstm"), 1, 3)
+    with torch.no_grad():
+        layer.weight_ih.copy_(torch.tensor([[100.0], [-100.0], [1.0]]).repeat_interleave(3, 0))
+        layer.bias.zero_()
+    x = torch.randn(2, 300, 1).sign().requires_grad_()   # +-1: f' and i' swing between 1 and e^-200
+    out, _ = layer(x)
+    ref, _ = layer.reference_forward(x, layer.initial_state(x))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    assert all(torch.isfinite(g).all() for g in torch.autograd.grad(out.sum(), [x, layer.weight_ih]))

@@ -199,17 +199,17 @@ class LSTMLayer(nn.Module):
     def scan_forward(self, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         """All T steps of c_t = f_t c_{t-1} + i_t g_t at once (spec.parallel_scan: minLSTM).
 
-        c_t = A_t (c_0 + sum_{s<=t} b_s / A_s) with A_t = prod_{s<=t} f_s and b_s = i_s g_s. In log
-        space (Heinsen 2023) as two logcumsumexp scans, one over the positive and one over the
-        negative parts of b, so the candidate may have either sign (the paper instead keeps it
-        positive with its g(x)); a tiny floor keeps log(0) out of both. The scans run in float64:
-        log A_t reaches -10^3..10^4 over long T, and float32 would lose c's digits in
-        exp(log A_t + LSE_t) where the two are large and of opposite sign."""
+        A parallel prefix scan (Hillis & Steele 1986) over the pairs (f_t, b_t = i_t g_t) with the
+        associative combination (f2, b2) o (f1, b1) = (f2 f1, f2 b1 + b2): log2(T) rounds, each
+        one pass over all T. The decay products are kept in log space (sums of log f), so every
+        factor exp(.) applied to b is <= 1: nothing overflows for any input, a long product
+        underflows to its true limit 0, and b keeps its sign (the paper's log-space form instead
+        needs a positive candidate). c_0 enters as f_1 c_0 added to b_1."""
         spec = self.spec
         h0, c0 = state
         B, T, _ = x.shape
         z = torch.addmm(self.bias, x.reshape(-1, self.input_size), self.weight_ih.t()).view(B, T, -1)
-        pre = {name: z[..., rows].double() for name, rows in self.gate_slices().items()}  # (B, T, H) each
+        pre = {name: z[..., rows] for name, rows in self.gate_slices().items()}  # (B, T, H) each
         beta = spec.coupling_shift
         zero = torch.zeros_like(pre["g"])
         log_i = {"learned": lambda: F.logsigmoid(pre["i"]), "none": lambda: zero,
@@ -220,14 +220,15 @@ class LSTMLayer(nn.Module):
             log_sum = torch.logaddexp(log_f, log_i)
             log_i, log_f = log_i - log_sum, log_f - log_sum
         b = torch.exp(log_i) * ACTIVATION_FNS[spec.candidate_activation](pre["g"])   # (B, T, H)
-        b = torch.cat([c0.double().unsqueeze(1), b], dim=1)                          # c_0 as step 0
-        log_A = F.pad(torch.cumsum(log_f, dim=1), (0, 0, 1, 0))                       # (B, T+1, H), A_0 = 1
-        tiny = 1e-30
-        pos = torch.logcumsumexp(torch.log(b.clamp(min=0) + tiny) - log_A, dim=1)
-        neg = torch.logcumsumexp(torch.log((-b).clamp(min=0) + tiny) - log_A, dim=1)
-        c = (torch.exp(log_A + pos) - torch.exp(log_A + neg))[:, 1:].to(x.dtype)       # (B, T, H)
+        b = torch.cat([b[:, :1] + torch.exp(log_f[:, :1]) * c0.unsqueeze(1), b[:, 1:]], dim=1)
+        k = 1
+        while k < T:  # after the round for k, b_t = c_t restricted to the last 2k steps
+            b = torch.cat([b[:, :k], b[:, k:] + torch.exp(log_f[:, k:]) * b[:, :-k]], dim=1)
+            log_f = torch.cat([log_f[:, :k], log_f[:, k:] + log_f[:, :-k]], dim=1)
+            k *= 2
+        c = b                                                                          # (B, T, H)
         act_h = ACTIVATION_FNS[spec.output_activation]
-        out = act_h(c) if "o" not in pre else torch.sigmoid(pre["o"]).to(x.dtype) * act_h(c)
+        out = act_h(c) if "o" not in pre else torch.sigmoid(pre["o"]) * act_h(c)
         return out, (out[:, -1], c[:, -1])
 
     def extra_repr(self) -> str:
