@@ -12,7 +12,8 @@ from lstm_ablation.tasks import TASKS
 from lstm_ablation.train import validate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates")
+FAMILY_STUDIES = ("greff_variants", "modern_gates")  # their own variants: tests/test_family_studies.py
+STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates" and p.stem not in FAMILY_STUDIES)
 SEED_VARIANTS = "vanilla,no_forget_gate,no_input_gate,sigmoid_candidate,no_output_gate,sigmoid_output,rnn"
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from .baselines import BASELINES
 from .layer import LSTMLayer
 from .spec import KINDS, ConfigError, spec_from_config
+from .stack import Stack
 from .tasks import Task
 
 
@@ -19,14 +20,21 @@ class Diverged(RuntimeError):
     """Training loss became NaN or infinite."""
 
 
-def build_recurrent(cell: dict, input_size: int, hidden_size: int) -> nn.Module:
-    """The recurrent layer a cell config names: our LSTMLayer for kind lstm, else a baseline."""
+def build_recurrent(cell: dict, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> nn.Module:
+    """The recurrent layer a cell config names: our LSTMLayer for kind lstm, else a baseline; with
+    num_layers > 1 a Stack of them, `dropout` between layers."""
     kind = cell.get("kind", "lstm")
-    if kind == "lstm":
-        return LSTMLayer(spec_from_config(cell), input_size, hidden_size, impl=cell.get("impl", "auto"))
-    if kind in BASELINES:
-        return BASELINES[kind](input_size, hidden_size)
-    raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind not in KINDS:
+        raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+
+    def one(n_in: int) -> nn.Module:
+        if kind == "lstm":
+            return LSTMLayer(spec_from_config(cell), n_in, hidden_size, impl=cell.get("impl", "auto"))
+        return BASELINES[kind](n_in, hidden_size)
+
+    if num_layers == 1:
+        return one(input_size)
+    return Stack([one(input_size if k == 0 else hidden_size) for k in range(num_layers)], dropout)
 
 
 class TensorBatches(Dataset):

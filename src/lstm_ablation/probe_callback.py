@@ -89,6 +89,7 @@ class GradientProbe(pl.Callback):
         last = self.records[-1]
         write_json_atomic(self.path, indent=None, data={
             "format": FORMAT, "labels": self.labels, "layer": type(pl_module.layer).__name__,
+            "num_layers": len(getattr(pl_module.layer, "layers", [pl_module.layer])),  # a Stack's: probes[*].layers
             "gates": sorted(last["gates"]), "has_cell": last["grad_c"] is not None,
             "seq_len": x.shape[1], "batch_size": x.shape[0], "every_n_steps": self.every_n_steps,
             "sat_low": SAT_LOW, "sat_high": SAT_HIGH, "hist_edges": compact(HIST_EDGES.tolist()),

@@ -57,6 +57,9 @@ def validate(cfg: DictConfig) -> None:
 
     checks = {
         "model.hidden_size": (cfg.model.hidden_size, "a positive integer", positive_int),
+        "model.num_layers": (cfg.model.num_layers, "a positive integer", positive_int),
+        "model.dropout": (cfg.model.dropout, "a number in [0, 1)",
+                          lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
         "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or positive_int(v)),
         "optim.batch_size": (cfg.optim.batch_size, "a positive integer", positive_int),
         "optim.lr": (cfg.optim.lr, "a positive number", lambda v: isinstance(v, (int, float)) and v > 0 and math.isfinite(v)),
@@ -147,10 +150,11 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         hidden_size = cfg.model.hidden_size
         if cfg.model.get("match_params", False):  # same parameter count as the reference at model.hidden_size
             hidden_size = matched_hidden_size(config["cell"], variant_config(cfg.report.reference), task.input_size,
-                                              task.output_size, cfg.model.hidden_size)
+                                              task.output_size, cfg.model.hidden_size, num_layers=cfg.model.num_layers)
             record["hidden_size_reference"] = cfg.model.hidden_size
         record["hidden_size"] = hidden_size
-        layer = build_recurrent(config["cell"], task.input_size, hidden_size)
+        layer = build_recurrent(config["cell"], task.input_size, hidden_size,
+                                num_layers=cfg.model.num_layers, dropout=cfg.model.dropout)
         model = SequenceModel(layer, task, lr=cfg.optim.lr)
         record["params"] = sum(p.numel() for p in model.parameters())
         record["params_recurrent"] = sum(p.numel() for p in layer.parameters())
