@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,7 @@ def resumable(run_dir: Path) -> dict | None:
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
     except Exception as e:  # noqa: BLE001 -- any unreadable file is refused the same way
-        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        why = f"{type(e).__name__}: {' '.join(str(e).split())}"[:120]
         aside = path.with_name(LAST + ".corrupt")
         os.replace(path, aside)
         log.warning("checkpoint %s is unusable (%s); moved to %s, starting this job from scratch", path, why, aside.name)
@@ -85,8 +84,8 @@ def prune(run_dir: Path, keep: str) -> None:
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
         return
-    for path in folder.iterdir():
-        if path.name not in KEEP[keep]:
-            path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
+    for name in (BEST, LAST):  # only the files ModelCheckpoint writes; a set-aside corrupt one stays
+        if name not in KEEP[keep]:
+            (folder / name).unlink(missing_ok=True)
     if not any(folder.iterdir()):
         folder.rmdir()

@@ -125,6 +125,9 @@ def status_of(job_dir: Path) -> str:
 
 def summary(sweep_dir: Path, planned: int | None) -> tuple[str, bool]:
     """`sweep: 33/35 completed, 1 diverged, 1 failed (see <dirs>)` and whether every job ended with a result."""
+    if planned is None and (Path(sweep_dir) / "multirun.yaml").is_file():  # what the sweep launches, from its own record
+        jobs = planned_jobs(OmegaConf.load(Path(sweep_dir) / "multirun.yaml"))
+        planned = len(jobs) if jobs is not None else None
     dirs = job_dirs(sweep_dir)
     statuses = {d: status_of(d) for d in dirs}
     total = max(planned or 0, len(dirs))

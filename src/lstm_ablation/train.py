@@ -88,18 +88,26 @@ def git_state() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+class WandbStartFailed(RuntimeError):
+    """wandb.init raised; the job is recorded as failed with this one line."""
+
+
 def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id: str | None = None):
     if cfg.wandb.mode == "disabled":
         return None
     import wandb
 
     # A resumed job continues its W&B run (same id) instead of starting a second one.
-    run = wandb.init(id=run_id, resume="allow" if run_id else None,
-        project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
-        group=group, job_type=cfg.cell.name, tags=[cfg.cell.name, cfg.task.name],
-        name=f"{cfg.cell.name}-{cfg.task.name}-s{cfg.seed}", config=flatten(config),
-        settings=wandb.Settings(silent=True, console="off"),
-    )
+    try:
+        run = wandb.init(id=run_id, resume="allow" if run_id else None,
+            project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
+            group=group, job_type=cfg.cell.name, tags=[cfg.cell.name, cfg.task.name],
+            name=f"{cfg.cell.name}-{cfg.task.name}-s{cfg.seed}", config=flatten(config),
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+    except Exception as e:  # noqa: BLE001 -- e.g. online without a key: the job's failure, in one line
+        raise WandbStartFailed(f"wandb.mode={cfg.wandb.mode}: W&B did not start ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())}); allowed: offline, disabled, or online after `wandb login`") from None
     # The dashboard's run table shows each metric's summary: best validation, not the last value.
     run.define_metric("val/loss", summary="min")
     run.define_metric("val/accuracy", summary="max")
@@ -186,7 +194,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         interrupted = e
     except Exception as e:  # noqa: BLE001 -- any crash becomes a record; the sweep goes on
         record.update(status="failed", error=f"{type(e).__name__}: {e}")
-        log.error("job failed:\n%s", traceback.format_exc())
+        log.error("job failed: %s", e) if isinstance(e, WandbStartFailed) else log.error("job failed:\n%s", traceback.format_exc())
     finally:
         signals.hold()  # a second signal now would only cut the record short
     if record["status"] != "completed" and model is not None:  # keep what the job reached
@@ -319,8 +327,39 @@ def check_group_choices(argv: list[str]) -> None:
                     fail(f"{key}: unknown {key} {name!r}; allowed: {', '.join(choices[key])}")
 
 
+def check_overrides(argv: list[str]) -> None:
+    """Compose what the command asks for in-process (a sweep: its first job) before Hydra starts:
+    Hydra's own multi-line errors (a typo without `+`, a malformed override) become one line, and a
+    single run is validated before Hydra creates its directory. Commands with other flags skip this."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in overrides):
+        return
+    try:
+        first = []
+        for override in OverridesParser.create().parse_overrides(overrides):
+            value = next(iter(override.sweep_string_iterator())) if override.is_sweep_override() else None
+            first.append(override.input_line if value is None else f"{override.input_line.partition('=')[0]}={value}")
+        with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+            cfg = compose("config", overrides=first)
+    except HydraException as e:
+        fail(" ".join(str(e).split()))
+    except Exception:  # noqa: BLE001 -- a sweep syntax this cannot expand: Hydra checks it itself
+        return
+    if not multirun:
+        try:
+            validate(cfg)
+        except ConfigError as e:
+            fail(str(e))
+
+
 def main() -> None:
     check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:])
     hydra_main()
 
 
