@@ -41,16 +41,25 @@ def suggest(key: str, allowed: list[str]) -> str:
     return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
+def unknown_key(key: str) -> str:
+    """`model.hiden_size: unknown key; allowed under model: model.hidden_size (did you mean ...?)`"""
+    known, parts = known_keys(), key.split(".")
+    if parts[0] == "cell":  # the CellSpec fields
+        from .spec import META_FIELDS, SPEC_FIELDS
+
+        known = frozenset(f"cell.{f}" for f in SPEC_FIELDS + META_FIELDS)
+    section = parts[0] if len(parts) > 1 and any(k.startswith(parts[0] + ".") for k in known) else ""
+    allowed = sorted(k for k in known if k.startswith(section + ".")) if section else sorted({k.split(".")[0] for k in known} | {"cell", "task", "trainer"})
+    return f"{key}: unknown key; allowed {'under ' + section if section else 'at the top level'}: {', '.join(allowed)}{suggest(key, allowed)}"
+
+
 def check_keys(config: dict) -> None:
     known = known_keys()
     for key in flatten({k: v for k, v in config.items() if k not in OWN_CHECKS + ("trainer",)}):
         parts = key.split(".")
         if any(".".join(parts[:i]) in known for i in range(1, len(parts) + 1)):
             continue  # a known key, or something under a known leaf (e.g. a dict given for a null default)
-        section = parts[0] if len(parts) > 1 and any(k.startswith(parts[0] + ".") for k in known) else ""
-        allowed = sorted(k for k in known if k.startswith(section + ".")) if section else sorted({k.split(".")[0] for k in known} | {"cell", "task", "trainer"})
-        raise ConfigError(f"{key}: unknown key; allowed {'under ' + section if section else 'at the top level'}: "
-                          f"{', '.join(allowed)}{suggest(key, allowed)}")
+        raise ConfigError(unknown_key(key))
     import pytorch_lightning as pl
 
     trainer_args = [p for p in inspect.signature(pl.Trainer).parameters if p not in ("self", "logger", "callbacks", "plugins", "default_root_dir")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 import shlex
 import shutil
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .config_check import check_config
+from .config_check import check_config, unknown_key
 from .results import flatten, write_result
 from .resume import JobInterrupted
 from .spec import KINDS, ConfigError, available_variants, spec_from_config
@@ -347,7 +348,8 @@ def check_overrides(argv: list[str]) -> None:
         with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
             cfg = compose("config", overrides=first)
     except HydraException as e:
-        fail(" ".join(str(e).split()))
+        typo = re.match(r"Could not override '((?!task\.)[^']+)'", str(e))  # a key the config lacks, given without +
+        fail(unknown_key(typo.group(1)) + f"; a new key needs +{typo.group(1)}=" if typo else " ".join(str(e).split()))
     except Exception:  # noqa: BLE001 -- a sweep syntax this cannot expand: Hydra checks it itself
         return
     if not multirun:
