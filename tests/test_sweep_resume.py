@@ -19,8 +19,8 @@ from lstm_ablation.train import train
 from conftest import TINY
 
 BIN = Path(sys.executable).parent
-# Long enough (100 validations, each writing last.ckpt) that a kill lands mid-training.
-SLOW_JOB = (*TINY, "trainer.max_steps=300", "trainer.val_check_interval=3", "num_threads=1", "probe.enabled=false")
+# Long enough (40 validations, each writing last.ckpt) that a kill lands mid-training.
+SLOW_JOB = (*TINY, "trainer.max_steps=120", "trainer.val_check_interval=3", "num_threads=1", "probe.enabled=false")
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
@@ -44,6 +44,7 @@ def offline_ids(job: Path) -> set[str]:
 
 
 def test_job_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path, make_cfg):
+    """SIGKILL leaves no record and no chance to clean up: only last.ckpt (written atomically) survives."""
     job = tmp_path / "job"
     process = start(*SLOW_JOB, "wandb.mode=offline", f"hydra.run.dir={job}", cwd=tmp_path)
     wait_for(job / "checkpoints" / "last.ckpt", process)
@@ -51,14 +52,14 @@ def test_job_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_one(
     process.communicate()
     assert not (job / "result.json").exists()
     step = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert 0 < step < 300
+    assert 0 < step < 120
     first_id = wandb_run_id(job)
 
     done = subprocess.run([str(BIN / "lstm-ablate"), *SLOW_JOB, "wandb.mode=offline", f"resume={job}"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     record = read_result(job / "result.json")
-    assert record["status"] == "completed" and record["resumed_from_step"] == step and record["steps"] == 300
+    assert record["status"] == "completed" and record["resumed_from_step"] == step and record["steps"] == 120
     straight = train(make_cfg(*SLOW_JOB, "wandb.mode=disabled"), tmp_path / "straight")
     assert record["metrics"] == straight["metrics"]  # exactly equal: same batches, optimiser state, best-so-far
     assert offline_ids(job) == {first_id}  # one W&B run, continued under its id
@@ -113,13 +114,42 @@ def test_sweep_killed_twice_and_resumed_ends_with_each_job_exactly_once(tmp_path
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert stderr_lines(done.stderr)[-1] == "sweep: 4/4 completed"
-    assert "taking it over" in done.stderr  # the lock of the killed process
+    assert "taking it over" in done.stdout  # Hydra's log: the lock of the killed process
     records = sorted(sweep.rglob("result.json"))
     assert [r.parent for r in records] == jobs and {read_result(r)["status"] for r in records} == {"completed"}
     assert (jobs[0] / "result.json").read_text() == done_0 and (jobs[1] / "result.json").read_text() == done_1  # not re-run
     assert offline_ids(jobs[0]) == ids[jobs[0]] and offline_ids(jobs[1]) == ids[jobs[1]]  # W&B run ids unchanged
     assert len(list((jobs[0] / "wandb").glob("offline-run-*"))) == 1  # a completed job starts no second run
     assert all(len(offline_ids(job)) == 1 for job in jobs) and not (sweep / LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
+    """What SLURM preemption or a time limit does through submitit, on its local executor: USR2 to the
+    job's worker, submitit checkpoints (the launcher resubmits the same job) and requeues it, and the
+    requeued job continues from its last.ckpt."""
+    sweep = tmp_path / "sweep"
+    process = start("-m", "hydra/launcher=local", "hydra.launcher.timeout_min=20", "seed=0", *SLOW_JOB,
+                    "trainer.max_steps=600", "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    wait_for(sweep / "0-vanilla-s0" / "checkpoints" / "last.ckpt", process)
+    workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and is_worker(p, sweep)]
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGUSR2)  # what submitit's LocalJob._interrupt() sends
+    _, err = process.communicate()
+    assert process.returncode == 0, err[-3000:]
+    record = read_result(sweep / "0-vanilla-s0" / "result.json")
+    assert record["status"] == "completed" and record["resumed_from_step"] > 0 and record["steps"] == 600
+    assert stderr_lines(err)[-1] == "sweep: 1/1 completed"
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs
+
+
+def is_worker(proc: Path, sweep: Path) -> bool:
+    try:
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "submitit.core._submit" in cmdline and str(sweep) in cmdline
 
 
 def test_sweep_where_every_job_fails_says_so_and_exits_non_zero(tmp_path):

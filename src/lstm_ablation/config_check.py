@@ -85,6 +85,8 @@ def check_values(config: dict) -> None:
         "trainer.max_steps": (trainer.get("max_steps"), "a positive integer", lambda v: is_int(v) and v > 0),
         "trainer.val_check_interval": (trainer.get("val_check_interval", 1.0), "a positive integer (steps) or a fraction in (0, 1]",
                                        lambda v: (is_int(v) and v > 0) or (isinstance(v, float) and 0 < v <= 1)),
+        "trainer.enable_checkpointing": (trainer.get("enable_checkpointing", True), "true (checkpoint.keep=none deletes the files once a job ends)",
+                                         lambda v: v is True),
         "resume": (config.get("resume"), "null or a directory path", lambda v: v is None or (isinstance(v, str) and v != "")),
     }
     if cell.get("kind", "lstm") == "lstm":

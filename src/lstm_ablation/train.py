@@ -348,7 +348,7 @@ def check_overrides(argv: list[str]) -> None:
         with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
             cfg = compose("config", overrides=first)
     except HydraException as e:
-        typo = re.match(r"Could not override '((?!task\.)[^']+)'", str(e))  # a key the config lacks, given without +
+        typo = re.match(r"Could not override '((?!task\.|hydra\.)[^']+)'", str(e))  # a key the config lacks, given without +
         fail(unknown_key(typo.group(1)) + f"; a new key needs +{typo.group(1)}=" if typo else " ".join(str(e).split()))
     except Exception:  # noqa: BLE001 -- a sweep syntax this cannot expand: Hydra checks it itself
         return
