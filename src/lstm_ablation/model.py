@@ -13,7 +13,7 @@ from .baselines import BASELINES
 from .layer import LSTMLayer
 from .spec import KINDS, ConfigError, spec_from_config
 from .stack import Stack
-from .tasks import Task
+from .tasks import Task, build_task
 
 
 class Diverged(RuntimeError):
@@ -58,10 +58,18 @@ def batch_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool, seed: int
 
 
 class SequenceModel(pl.LightningModule):
-    def __init__(self, layer: nn.Module, task: Task, lr: float):
+    """Built from plain config dicts, which `save_hyperparameters` stores in every checkpoint, so
+    `SequenceModel.load_from_checkpoint(path)` rebuilds the trained model (and its task's data from
+    task["data_seed"]). `data` passes an already generated Task and is not stored."""
+
+    def __init__(self, cell: dict, task: dict, hidden_size: int, lr: float, num_layers: int = 1, dropout: float = 0.0,
+                 data: Task | None = None):
         super().__init__()
-        self.layer, self.task, self.lr = layer, task, lr
-        self.readout = nn.Linear(layer.hidden_size, task.output_size)
+        self.save_hyperparameters(ignore=["data"])
+        task_data = data if data is not None else build_task(task, seed=task["data_seed"])
+        self.layer = build_recurrent(cell, task_data.input_size, hidden_size, num_layers=num_layers, dropout=dropout)
+        self.task, self.lr = task_data, lr
+        self.readout = nn.Linear(self.layer.hidden_size, task_data.output_size)
         self.best: dict[str, float] = {}          # best validation value of each metric so far
         self.best_state: dict[str, Tensor] | None = None  # weights at the best val/loss
 
@@ -104,6 +112,13 @@ class SequenceModel(pl.LightningModule):
                     self.best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
         for key, value in self.best.items():
             self.log(f"{key}_best", value)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A resumed job must keep its best-so-far values and weights: the test set is scored with them.
+        checkpoint["best"], checkpoint["best_state"] = dict(self.best), self.best_state
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best, self.best_state = dict(checkpoint.get("best", {})), checkpoint.get("best_state")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -53,7 +53,14 @@ class GradientProbe(pl.Callback):
     # -- Lightning hooks
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.run_probe(trainer, pl_module)
+        if not self.records:  # a resumed job has its step-0 probe from the checkpoint
+            self.run_probe(trainer, pl_module)
+
+    def state_dict(self) -> dict:  # earlier probes travel in the checkpoint, so a resumed job keeps them
+        return {"records": self.records, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records, self.seconds = list(state["records"]), state["seconds"]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:

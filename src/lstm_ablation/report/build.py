@@ -26,6 +26,9 @@ GRAD_CURVE_COLUMNS = ("run_dir", "cell", "task", "seed", "step", "final", "t", "
 BOOL_COLUMNS = ("higher_is_better", "git_dirty")
 EXPECTATIONS_FILE = "expectations.csv"  # derived: each published expectation beside what was found
 EXPECTATIONS_COLUMN = "config.report.expectations"  # each run's resolved study config carries them
+# Everything a report writes; any other file in a report dir is the user's and survives a rebuild.
+REPORT_NAMES = DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, "summary.csv", EXPECTATIONS_FILE, "README.md", "tables.tex", "plots")
+NUMERIC_COLUMNS = ("seed", "value", "baseline", "solved_threshold", "params", "steps", "duration_s")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -125,13 +128,17 @@ def replace_dir(build: Path, out_dir: Path) -> None:
 
 
 def build_into(out_dir: Path, fill) -> Path:
-    """Run fill(tmp_dir) in a sibling temp dir, then swap it in; on any error leave out_dir untouched."""
+    """Run fill(tmp_dir) in a sibling temp dir, then swap it in; on any error leave out_dir untouched.
+    Files in out_dir that no report writes (a user's notes) are copied into the new build first."""
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
         fill(tmp)
+        for path in sorted(out_dir.iterdir()) if out_dir.is_dir() else []:
+            if path.name not in REPORT_NAMES and not (tmp / path.name).exists():
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / path.name)
         tmp.chmod(0o755)  # mkdtemp makes 0700 dirs; a report is meant to be read and committed
         replace_dir(tmp, out_dir)
     except BaseException:
@@ -204,6 +211,19 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
     return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs))
 
 
+def check_runs(path: Path, report: Path) -> None:
+    """A results.csv edited by hand (no rows, text in a number column) is refused in one line."""
+    runs = read_runs(path)
+    if runs.empty:
+        raise ReportError(f"{report}: {RUNS_FILE} has no runs; expected one row per run as lstm-ablate-report writes it")
+    for column in NUMERIC_COLUMNS:
+        if column in runs.columns:
+            bad = pd.to_numeric(runs[column], errors="coerce").isna() & runs[column].notna()
+            if bad.any():
+                raise ReportError(f"{report}: {RUNS_FILE} column {column!r} row {int(bad.idxmax()) + 2}: "
+                                  f"{runs[column][bad].iloc[0]!r} is not a number; expected the file as lstm-ablate-report writes it")
+
+
 def find_reports(root: Path) -> list[Path]:
     return sorted({p.parent for p in Path(root).rglob(META_FILE) if (p.parent / RUNS_FILE).is_file()})
 
@@ -237,8 +257,9 @@ def regenerate(root: Path, plots: bool = True, expectations: list[dict] | None =
                 meta = json.loads((tmp / META_FILE).read_text())
                 (tmp / META_FILE).write_text(json.dumps({**meta, "expectations": expectations}, indent=2, sort_keys=True) + "\n")
             try:
+                check_runs(tmp / RUNS_FILE, report)
                 derive(tmp, tmp, plots)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError) as e:
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
                 raise ReportError(f"{report}: cannot read its data ({type(e).__name__}: {' '.join(str(e).split())[:150]}); "
                                   "expected results.csv, curves.csv and report.json as lstm-ablate-report writes them") from None
         build_into(report, fill)

@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
                          command=command, plots=not args.no_plots, warn=warn, expectations=expectations)
     except ReportError as e:
         fail(str(e))
+    except OSError as e:  # a read-only or full destination
+        fail(f"{e.filename or args.out or args.regenerate}: cannot write ({e.strerror or e}); expected a writable report directory")
     print(out / "README.md")
 
 
