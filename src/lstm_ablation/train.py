@@ -111,6 +111,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
 
     from .model import Diverged, SequenceModel, batch_loader, build_recurrent
     from .probe_callback import GradientProbe
+    from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
 
     run_dir = Path(run_dir)
@@ -148,15 +149,20 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         px, py = (t[: cfg.probe.batch_size] for t in task.splits["val"])
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
-        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe], default_root_dir=run_dir)
-        x, y = task.splits["train"]
-        train_loader = batch_loader(x, y, cfg.optim.batch_size, shuffle=True, seed=cfg.seed)
-        eval_size = max(cfg.optim.batch_size, 1024)
-        val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
+        recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
+        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe, *recorder], default_root_dir=run_dir)
+        if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
+            train_loader, val_loader, test_loader = stream_loaders(task, cfg.optim.batch_size)
+        else:
+            x, y = task.splits["train"]
+            train_loader = batch_loader(x, y, cfg.optim.batch_size, shuffle=True, seed=cfg.seed)
+            eval_size = max(cfg.optim.batch_size, 1024)
+            val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
+            test_loader = batch_loader(*task.splits["test"], eval_size, shuffle=False)
         trainer.fit(model, train_loader, val_loader)
         if model.best_state is not None:  # test the weights that scored best on validation
             model.load_state_dict(model.best_state)
-        tested = trainer.test(model, batch_loader(*task.splits["test"], eval_size, shuffle=False), verbose=False)[0]
+        tested = trainer.test(model, test_loader, verbose=False)[0]
         record["metrics"] = {**{f"{k}_best": v for k, v in model.best.items()}, **tested}
         record["steps"] = trainer.global_step
         record["status"] = "completed"
