@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from test_report import make_run
 from test_tasks import reference_legal_sets
 
 from lstm_ablation.baselines import BASELINES
@@ -215,3 +216,45 @@ def test_a_job_on_continual_streams_records_whole_stream_metrics(make_cfg, tmp_p
     assert test["cell"]["at"] == [16, 32, 48, 50]
     assert sorted(test["until_first_error"])[1] == metrics["test/first_error_median"]
     assert stream["val"]["stream_len"] == 30 and stream["val"]["step"] == 6   # the last validation
+
+
+# ---------------------------------------------------------------------------- the report
+
+def write_stream_run(sweep, num: int, cell: str, first_errors: list[int], cell_growth: float | None):
+    """A job dir as train.py leaves it (result.json from test_report.make_run), its stream.json from a
+    StreamScore over a hand-made test stream: row r wrong first at first_errors[r] (39 = never)."""
+    job = make_run(sweep, num, cell, 0, 0.5, task="continual_reber_stream", metric="string_accuracy", higher=True,
+                   baseline=0.5, threshold=0.95)
+    y = legal_targets("BTBTXSETE" "BPBPVVEPE" "BTBPTTVVETE" "BPBTSXSEPE").expand(len(first_errors), -1, -1)
+    pred = torch.where(y > 0.5, 5.0, -5.0)
+    for row, at in enumerate(first_errors):
+        if at < 39:
+            pred[row, at] = -pred[row, at]
+    score = crs.StreamScore()
+    for k, (p, t) in enumerate(zip(torch.split(pred, 13, 1), torch.split(y, 13, 1))):
+        c = None if cell_growth is None else torch.full((len(first_errors), 2), cell_growth * (k + 1))
+        score.update(p, t, None if c is None else (torch.zeros_like(c), c))
+    (job / "stream.json").write_text(json.dumps({"format": 1, "labels": {"cell": cell, "task": "continual_reber_stream",
+                                                                         "seed": 0}, "test": score.summary()}))
+
+
+def test_report_shows_first_errors_and_the_cell_state_along_the_stream(tmp_path):
+    from lstm_ablation.report import regenerate, write_report
+
+    sweep = tmp_path / "sweep"
+    write_stream_run(sweep, 0, "vanilla", [39, 39, 20], cell_growth=0.5)
+    write_stream_run(sweep, 1, "no_forget_gate", [3, 12, 7], cell_growth=4.0)
+    write_stream_run(sweep, 2, "rnn", [1, 2, 3], cell_growth=None)            # no cell state
+    out = write_report([sweep], tmp_path / "reports" / "streams")
+    readme = (out / "README.md").read_text()
+    plot = "plots/cell_state_continual-reber-stream.png"
+    assert "## Long streams" in readme and f"]({plot})" in readme and (out / plot).is_file()
+    rows = {line.split(" | ")[1]: line for line in readme.split("## Long streams")[1].splitlines()
+            if line.startswith("| continual_reber_stream |")}
+    #              runs  streams  median  min  max  without error  |c| at the end (3 chunk ends: 13, 26, 39)
+    assert rows["vanilla"].endswith("| 1 | 3 x 39 | 39 | 20 | 39 | 2/3 | 1.5 |")
+    assert rows["no_forget_gate"].endswith("| 1 | 3 x 39 | 7 | 3 | 12 | 0/3 | 12 |")
+    assert rows["rnn"].endswith("| 1 | 3 x 39 | 2 | 1 | 3 | 0/3 | – |")
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert regenerate(tmp_path / "reports") == [out]
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
