@@ -122,6 +122,19 @@ def test_evaluation_streams_are_the_same_at_every_validation():
     assert all(torch.equal(a, b) for a, b in zip(first, again))
 
 
+@pytest.mark.parametrize("key, value, allowed", [
+    ("train_stream_len", 100, "an integer >= 300"), ("test_stream_len", 1, "an integer >= 2"),
+    ("eval_chunk_len", 0, "an integer >= 1"), ("n_train", 5, "allowed: seq_len, train_stream_len"),
+])
+def test_bad_stream_settings_are_one_line_naming_the_key(key, value, allowed):
+    from lstm_ablation.spec import ConfigError
+    from lstm_ablation.tasks import check_task_config
+
+    with pytest.raises(ConfigError, match=f"^task.{key}: .*{allowed}") as e:
+        check_task_config({"name": "continual_reber_stream", "seq_len": 300, key: value})
+    assert "\n" not in str(e.value)
+
+
 # ---------------------------------------------------------------------------- the whole-stream score
 
 def legal_targets(text: str) -> torch.Tensor:

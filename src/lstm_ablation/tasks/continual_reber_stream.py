@@ -75,6 +75,7 @@ class StreamScore:
 
     def update(self, pred: Tensor, y: Tensor, state=None) -> None:
         """pred (B, L, 7) logits, y (B, L, 7) legal sets; state: the layer's state after the chunk."""
+        pred, y = pred.detach().cpu(), y.detach().cpu()                       # counters live on the CPU
         B, L, _ = y.shape
         ok = ((pred > 0) == (y > 0.5)).all(-1)                                # (B, L)
         if self.first_error is None:
@@ -88,7 +89,7 @@ class StreamScore:
         new = (self.first_error < 0) & bad.any(1)
         self.first_error[new] = self.seen + bad.long().argmax(1)[new]         # argmax: the first True
         # strings as continual_reber.string_accuracy, with the string still open at the chunk's start
-        ends = string_ends(torch.cat([self.last_y, y.detach().cpu()], 1))[:, 1:]  # (B, L)
+        ends = string_ends(torch.cat([self.last_y, y], 1))[:, 1:]              # (B, L)
         errors = self.open_errors[:, None] + torch.cumsum(bad, 1)             # errors since the last end
         at_last_end = torch.cummax(errors * ends, 1).values
         before = F.pad(at_last_end, (1, 0))[:, :-1]
@@ -96,7 +97,7 @@ class StreamScore:
         self.strings_ok += (ends & (errors == before)).sum(1)
         self.open_errors = errors[:, -1] - at_last_end[:, -1]
         self.steps_ok += ok.sum(1)
-        self.last_y = y[:, -1:].detach().cpu()
+        self.last_y = y[:, -1:]
         self.seen += L
         c = cell_state(state)
         if c is not None:
