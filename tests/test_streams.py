@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from test_report import make_run
 from test_tasks import reference_legal_sets
@@ -13,7 +14,7 @@ from lstm_ablation.baselines import BASELINES
 from lstm_ablation.layer import LSTMLayer
 from lstm_ablation.model import SequenceModel
 from lstm_ablation.spec import load_variant
-from lstm_ablation.streams import StreamChunks
+from lstm_ablation.streams import StreamChunks, stream_loaders
 from lstm_ablation.tasks import continual_reber as cr
 from lstm_ablation.tasks import continual_reber_stream as crs
 from lstm_ablation.tasks.base import split_generator
@@ -209,6 +210,31 @@ def test_a_long_evaluation_stream_is_read_in_chunks_with_bounded_memory():
 
 
 # ---------------------------------------------------------------------------- a job on streams
+
+class Chunks(pl.Callback):
+    """Remembers the tokens and fresh flags of every training batch, in the order Lightning ran them."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen.append((batch[0].argmax(-1), batch[2].clone()))
+
+
+def test_lightning_trains_on_the_chunks_in_stream_order_and_carries_the_state():
+    task = tiny_task(seq_len=4, train_stream_len=10)                    # chunks of 4, 4, 2 symbols per stream
+    model = SequenceModel(LSTMLayer(load_variant("vanilla"), 7, 4), task, lr=1e-3)
+    train_loader, _, _ = stream_loaders(task, batch_size=3)
+    spy = Chunks()
+    trainer = pl.Trainer(max_steps=7, logger=False, callbacks=[spy], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, train_loader)
+    expected = [(x.argmax(-1), fresh) for _, (x, _, fresh) in zip(range(7), StreamChunks(task, "train", 3, redraw=True))]
+    assert len(spy.seen) == 7
+    for (tokens, fresh), (want_tokens, want_fresh) in zip(spy.seen, expected):
+        assert torch.equal(tokens, want_tokens) and torch.equal(fresh, want_fresh)
+    assert [bool(f.all()) for _, f in spy.seen] == [True, False, False, True, False, False, True]
+    assert model.carried["train"][1].shape == (3, 4)                 # the state after the last chunk, kept
 
 def test_a_job_on_continual_streams_records_whole_stream_metrics(make_cfg, tmp_path):
     cfg = make_cfg("task=continual_reber_stream", "task.seq_len=6", "task.train_stream_len=18", "task.val_stream_len=30",
