@@ -21,6 +21,8 @@ TINY = {
     "copy_memory": ["task.seq_len=4"],
     "temporal_order": ["task.seq_len=8"],
     "continual_reber": ["task.seq_len=24"],
+    "continual_reber_stream": ["task.seq_len=6", "task.train_stream_len=12", "task.val_stream_len=20",
+                               "task.test_stream_len=20", "task.eval_chunk_len=8"],
     "selective_copy": ["task.seq_len=12", "task.n_tokens=3", "task.vocab_size=6"],
     "associative_recall": ["task.seq_len=12", "task.num_kv_pairs=2", "task.vocab_size=8"],
     "listops": ["task.seq_len=12", "task.min_len=4"],
@@ -62,6 +64,8 @@ def test_every_task_has_a_config():
 def test_task_cell_pair_runs(task, cell, tmp_path, mnist_dir):
     if "mnist" in task:   # the tiny IDX files hold 24 train and 8 test images
         sizes = [f"task.data_dir={mnist_dir}", "task.n_train=16"]
+    elif task == "continual_reber_stream":   # no fixed training set: every batch row reads its own stream
+        sizes = ["task.n_val=8", "task.n_test=8"]
     else:
         sizes = ["task.n_train=16", "task.n_val=8", "task.n_test=8"]
     overrides = [f"task={task}", f"cell={cell}", *COMMON, *sizes, *TINY[task]]

@@ -13,6 +13,7 @@ from .baselines import BASELINES
 from .layer import LSTMLayer
 from .spec import KINDS, ConfigError, spec_from_config
 from .stack import Stack
+from .streams import carry_in, detach
 from .tasks import Task, build_task
 
 
@@ -72,6 +73,9 @@ class SequenceModel(pl.LightningModule):
         self.readout = nn.Linear(self.layer.hidden_size, task_data.output_size)
         self.best: dict[str, float] = {}          # best validation value of each metric so far
         self.best_state: dict[str, Tensor] | None = None  # weights at the best val/loss
+        self.carried: dict[str, object] = {}      # continual streams: each split's state after its last chunk
+        self.stream_scores: dict[str, object] = {}     # ... the whole-stream metrics of the running evaluation
+        self.stream_summaries: dict[str, dict] = {}    # ... and of the last finished one (streams.StreamRecorder)
 
     def forward(self, x: Tensor) -> Tensor:
         out, _ = self.layer(x)                    # (B, T, H)
@@ -79,18 +83,44 @@ class SequenceModel(pl.LightningModule):
             out = out[:, -1]                      # (B, H)
         return self.readout(out)                  # (B, C) or (B, T, C)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        loss = self.task.loss(self(x), y)
+    def step(self, batch: tuple[Tensor, ...], split: str) -> Tensor:
+        """Predictions for (x, y), or for one chunk (x, y, fresh) of continual streams (streams.py): it starts
+        from the state its rows carried out of their previous chunk, detached (truncated BPTT), zero where fresh."""
+        if len(batch) == 2:
+            return self(batch[0])
+        x, _, fresh = batch
+        out, last = self.layer(x, carry_in(self.carried.get(split), fresh))   # (B, T, H)
+        self.carried[split] = detach(last)
+        return self.readout(out)
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y = batch[:2]
+        loss = self.task.loss(self.step(batch, "train"), y)
         if not torch.isfinite(loss):
             raise Diverged(f"train/loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(x))
         return loss
 
-    def evaluate(self, batch: tuple[Tensor, Tensor], split: str) -> None:
-        x, y = batch
-        for key, value in self.task.metrics(self(x), y).items():
+    def evaluate(self, batch: tuple[Tensor, ...], split: str) -> None:
+        x, y = batch[:2]
+        pred = self.step(batch, split)
+        for key, value in self.task.metrics(pred, y).items():
             self.log(f"{split}/{key}", value, on_step=False, on_epoch=True, batch_size=len(x))
+        if len(batch) == 3:
+            if batch[2].all():    # every stream starts here: a new evaluation
+                self.stream_scores[split] = self.task.stream_score()
+            self.stream_scores[split].update(pred, y, self.carried[split])
+
+    def finish_streams(self, split: str) -> dict[str, float]:
+        """Log the whole-stream metrics of the evaluation that just ended (continual streams only)."""
+        score = self.stream_scores.pop(split, None)
+        if score is None:
+            return {}
+        self.stream_summaries[split] = score.summary()
+        metrics = {f"{split}/{key}": value for key, value in score.result().items()}
+        for key, value in metrics.items():
+            self.log(key, value)
+        return metrics
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.evaluate(batch, "val")
@@ -99,9 +129,10 @@ class SequenceModel(pl.LightningModule):
         self.evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
+        streams = self.finish_streams("val")
         if self.trainer.sanity_checking:
             return
-        for key, value in self.trainer.callback_metrics.items():
+        for key, value in {**self.trainer.callback_metrics, **streams}.items():
             if not key.startswith("val/") or key.endswith("_best"):
                 continue
             value = float(value)
@@ -119,6 +150,9 @@ class SequenceModel(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.best, self.best_state = dict(checkpoint.get("best", {})), checkpoint.get("best_state")
+
+    def on_test_epoch_end(self) -> None:
+        self.finish_streams("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -143,6 +143,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
     from .resume import RNGState, SignalGuard, resumable_loader, wandb_run_id
+    from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
 
     run_dir = Path(run_dir)
@@ -190,14 +191,19 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         px, py = (t[: cfg.probe.batch_size] for t in task.splits["val"])
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
+        recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
         trainer = pl.Trainer(**config["trainer"], logger=loggers,
-                             callbacks=[probe, model_checkpoint(run_dir), RNGState(), FinalValidation()],
+                             callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation()],
                              plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
-        # A resumed job draws the batches an uninterrupted one draws from the same step on.
-        position = checkpoint["global_step"] * trainer.accumulate_grad_batches if checkpoint else 0
-        train_loader = resumable_loader(*task.splits["train"], cfg.optim.batch_size, seed=cfg.seed, position=position)
-        eval_size = max(cfg.optim.batch_size, 1024)
-        val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
+        if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
+            train_loader, val_loader, test_loader = stream_loaders(task, cfg.optim.batch_size)
+        else:
+            # A resumed job draws the batches an uninterrupted one draws from the same step on.
+            position = checkpoint["global_step"] * trainer.accumulate_grad_batches if checkpoint else 0
+            train_loader = resumable_loader(*task.splits["train"], cfg.optim.batch_size, seed=cfg.seed, position=position)
+            eval_size = max(cfg.optim.batch_size, 1024)
+            val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
+            test_loader = batch_loader(*task.splits["test"], eval_size, shuffle=False)
         if checkpoint:
             record["resumed_from_step"] = checkpoint["global_step"]
             log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
@@ -205,7 +211,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         del checkpoint
         if model.best_state is not None:  # test the weights that scored best on validation
             model.load_state_dict(model.best_state)
-        tested = trainer.test(model, batch_loader(*task.splits["test"], eval_size, shuffle=False), verbose=False)[0]
+        tested = trainer.test(model, test_loader, verbose=False)[0]
         record["metrics"] = {**{f"{k}_best": v for k, v in model.best.items()}, **tested}
         record["steps"] = trainer.global_step
         record["status"] = "completed"

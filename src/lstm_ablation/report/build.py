@@ -24,10 +24,12 @@ GRAD_CURVES_FILE, GRAD_SUMMARY_FILE = "gradient_curves.csv", "gradient_summary.c
 GRAD_CURVE_COLUMNS = ("run_dir", "cell", "task", "seed", "step", "final", "t", "grad_h", "grad_h_ratio",
                       "grad_c", "grad_c_ratio", "cell_abs_mean", "cell_abs_max")
 BOOL_COLUMNS = ("higher_is_better", "git_dirty")
+# Optional data: the test streams of continual-stream runs (stream.json): report/streams.py.
+STREAM_FILES = ("stream_cell.csv", "stream_first_error.csv")
 EXPECTATIONS_FILE = "expectations.csv"  # derived: each published expectation beside what was found
 EXPECTATIONS_COLUMN = "config.report.expectations"  # each run's resolved study config carries them
 # Everything a report writes; any other file in a report dir is the user's and survives a rebuild.
-REPORT_NAMES = DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, "summary.csv", EXPECTATIONS_FILE, "README.md", "tables.tex", "plots")
+REPORT_NAMES = DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, *STREAM_FILES, "summary.csv", EXPECTATIONS_FILE, "README.md", "tables.tex", "plots")
 NUMERIC_COLUMNS = ("seed", "value", "baseline", "solved_threshold", "params", "steps", "duration_s")
 
 
@@ -64,6 +66,8 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     text = render.readme(meta, summary, runs, images, expectations)
     if (data_dir / GRAD_CURVES_FILE).is_file():
         text += gradient_section(data_dir, target, meta, runs, plots and meta.get("plots", True))
+    if (data_dir / STREAM_FILES[1]).is_file():
+        text += stream_section(data_dir, target, meta, runs, plots and meta.get("plots", True))
     (target / "README.md").write_text(text)
     (target / "tables.tex").write_text(render.latex(summary, meta["reference"], meta["alpha"]))
 
@@ -91,6 +95,15 @@ def gradient_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFram
             lines += [f"![gradient flow, {task}]({name})", ""]
     lines += [gradients.summary_markdown(summaries), ""]
     return "\n".join(lines)
+
+
+def stream_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFrame, plots: bool) -> str:
+    from . import streams
+    from .plots import PNG_METADATA, colours
+
+    cells, errors = (pd.read_csv(data_dir / name) for name in STREAM_FILES)
+    palette = colours(list(runs["cell"].dropna().unique()), meta["reference"])
+    return streams.section(cells, errors, target, palette, plots, metadata=PNG_METADATA)
 
 
 def gradient_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -173,7 +186,8 @@ def refresh_index(out_dir: Path) -> None:
 
 
 def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: bool = True,
-                     gradients: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Path:
+                     gradients: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+                     streams: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Path:
     if meta.get("expectations") is None:
         meta = {**meta, "expectations": expectations_from_runs(collection.runs)}
 
@@ -183,6 +197,8 @@ def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: b
         if gradients is not None:
             write_csv(gradients[0], tmp / GRAD_CURVES_FILE)
             write_csv(gradients[1], tmp / GRAD_SUMMARY_FILE)
+        for frame, name in zip(streams or (), STREAM_FILES):
+            write_csv(frame, tmp / name)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         derive(tmp, tmp, plots)
     build_into(out_dir, fill)
@@ -208,7 +224,9 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
         "expectations": expectations,  # None: the study's own, from the runs' recorded config
     }
-    return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs))
+    from .streams import stream_data
+
+    return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs), stream_data(sweep_dirs))
 
 
 def check_runs(path: Path, report: Path) -> None:
@@ -250,7 +268,7 @@ def regenerate(root: Path, plots: bool = True, expectations: list[dict] | None =
             raise ReportError(f"{report}: missing {', '.join(missing)}; expected the data files {', '.join(DATA_FILES)}")
 
         def fill(tmp: Path, report: Path = report) -> None:
-            for name in DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE):
+            for name in DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, *STREAM_FILES):
                 if (report / name).is_file():
                     shutil.copyfile(report / name, tmp / name)
             if expectations is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 
 from ..spec import ConfigError
-from . import (adding, associative_recall, continual_reber, copy_memory, listops, mnist, selective_copy,
-               sequential_digits, temporal_order)
+from . import (adding, associative_recall, continual_reber, continual_reber_stream, copy_memory, listops, mnist,
+               selective_copy, sequential_digits, temporal_order)
 from .base import Task
 
 MODULES = {
@@ -14,6 +14,7 @@ MODULES = {
     "copy_memory": copy_memory,
     "temporal_order": temporal_order,
     "continual_reber": continual_reber,
+    "continual_reber_stream": continual_reber_stream,   # the same grammar on unbroken streams (streams.py)
     "selective_copy": selective_copy,
     "associative_recall": associative_recall,
     "listops": listops,

@@ -29,6 +29,7 @@ without bound); with forget gates it solves it. Solved (our choice): string_accu
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -95,33 +96,48 @@ def string_accuracy(step_ok: Tensor, y: Tensor) -> Tensor:
     return string_ok.sum() / ends.sum().clamp(min=1)
 
 
-def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[Tensor, Tensor]:
-    """tokens (n, T) in 0..6, legal (n, T, 7) bool: the symbols that may follow step t."""
-    g = split_generator(seed, split)
-    emit, step = EMIT.flatten(), NEXT.flatten()                             # indexed by 2 * state + coin
-    state = torch.full((n,), OUT_B)
-    branch = torch.zeros(n, dtype=torch.long)
-    # time-major uint8 buffers: each step writes one contiguous row; 100 MB each for 100k x 1000
-    tokens = torch.empty(seq_len, n, dtype=torch.uint8)
-    states = torch.empty(seq_len, n, dtype=torch.uint8)                   # grammar state after step t
-    branches = torch.empty(seq_len, n, dtype=torch.uint8)                 # branch symbol of the current string
-    # Thousands of small per-step ops: intra-op threads only add sync cost (4x slower on shared cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for t in range(seq_len):
-            choice = 2 * state + torch.randint(0, 2, (n,), generator=g)
+class ReberStreams:
+    """n continual streams of embedded Reber strings, read chunk by chunk: the grammar state and each
+    row's branch symbol carry over from one chunk to the next, so chunks concatenate to one stream.
+
+    The coins for a chunk of L symbols are one (L, n) draw; torch's CPU generator fills it element by
+    element, so any chunking of a stream gives the same symbols as one draw of the whole length."""
+
+    def __init__(self, generator: torch.Generator, n: int):
+        self.generator = generator
+        self.state = torch.full((n,), OUT_B)                              # grammar state before the next symbol
+        self.branch = torch.zeros(n, dtype=torch.long)                    # branch symbol of the current string
+
+    def next(self, length: int) -> tuple[Tensor, Tensor]:
+        """The next `length` symbols of every stream: tokens (n, L) in 0..6, legal (n, L, 7) bool."""
+        n = len(self.state)
+        emit, step = EMIT.flatten().numpy(), NEXT.flatten().numpy()         # indexed by 2 * state + coin
+        coins = torch.randint(0, 2, (length, n), generator=self.generator).numpy()
+        state, branch = self.state.numpy(), self.branch.numpy()
+        # time-major uint8 buffers: each step writes one contiguous row; 100 MB each for 100k x 1000.
+        # The walk is sequential in t: numpy's per-call cost on small rows is a fraction of torch's.
+        tokens = np.empty((length, n), dtype=np.uint8)
+        states = np.empty((length, n), dtype=np.uint8)                    # grammar state after step t
+        branches = np.empty((length, n), dtype=np.uint8)                  # branch symbol of the current string
+        for t in range(length):
+            choice = 2 * state + coins[t]
             symbol = emit[choice]
-            branch = torch.where(state == BRANCH, symbol, branch)
-            tokens[t] = torch.where(state == CLOSE, branch, symbol)
+            branch = np.where(state == BRANCH, symbol, branch)
+            tokens[t] = np.where(state == CLOSE, branch, symbol)
             state = step[choice]
             states[t] = state
             branches[t] = branch
-    finally:
-        torch.set_num_threads(threads)
-    # legal sets by one table lookup on (state, branch is P): only CLOSE depends on the branch
-    code = 2 * states.T.long() + (branches.T == P)                         # (n, T)
-    return tokens.T.long(), LEGAL_BY_BRANCH[code]                           # (n, T), (n, T, 7)
+        self.state, self.branch = torch.from_numpy(state), torch.from_numpy(branch)
+        states, branches = torch.from_numpy(states), torch.from_numpy(branches)
+        tokens = torch.from_numpy(tokens)
+        # legal sets by one table lookup on (state, branch is P): only CLOSE depends on the branch
+        code = 2 * states.T.long() + (branches.T == P)                     # (n, L)
+        return tokens.T.long(), LEGAL_BY_BRANCH[code]                       # (n, L), (n, L, 7)
+
+
+def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[Tensor, Tensor]:
+    """tokens (n, T) in 0..6, legal (n, T, 7) bool: the symbols that may follow step t."""
+    return ReberStreams(split_generator(seed, split), n).next(seq_len)
 
 
 def check(seq_len: int, n_train: int, n_val: int, n_test: int) -> None:
