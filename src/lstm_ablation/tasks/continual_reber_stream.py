@@ -29,13 +29,14 @@ Metrics over each whole evaluation stream (StreamScore, summed chunk by chunk):
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import check_int, one_hot, split_generator
+from .base import check_choice, check_int, one_hot, split_generator
 from .continual_reber import BASELINE, ContinualReberTask, ReberStreams, generate, string_ends
 
 def stream_generator(seed: int, split: str, number: int) -> torch.Generator:
@@ -60,6 +61,9 @@ class OneHotStreams:
     def next(self, length: int) -> tuple[Tensor, Tensor]:
         tokens, legal = self.streams.next(length)
         return one_hot(tokens, 7), legal.float()
+
+    def restart(self, rows: Tensor) -> None:
+        self.streams.restart(rows)
 
 
 class StreamScore:
@@ -137,6 +141,12 @@ class ContinualReberStreamTask(ContinualReberTask):
     stream_len: dict[str, int] = field(default_factory=dict)    # split -> symbols per stream
     chunk_len: dict[str, int] = field(default_factory=dict)     # split -> symbols per chunk
     stream_rows: dict[str, int] = field(default_factory=dict)   # val/test -> rows (streams)
+    restart_on_error: bool = False                              # Gers et al.: a training row's stream ends at its first error
+    # The feedback path of restart_on_error: SequenceModel.training_step appends each trained chunk's
+    # wrong rows, (B,) bool, in training order; the training StreamChunks takes them before drawing its
+    # next chunk (streams.py). A queue on the task because the model and the loader share the task object
+    # and the loader runs in the training process (num_workers=0).
+    train_errors: deque = field(default_factory=deque, repr=False, compare=False)
 
     def metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Per chunk only the loss: everything else is a whole-stream metric (StreamScore)."""
@@ -144,6 +154,11 @@ class ContinualReberStreamTask(ContinualReberTask):
 
     def maximise(self, key: str) -> bool:
         return super().maximise(key) or key.startswith(("first_error", "perfect"))
+
+    def report_train_errors(self, pred: Tensor, y: Tensor) -> None:
+        """One trained chunk's rows with a wrong step (StreamScore's criterion), for restart_on_error."""
+        ok = ((pred.detach() > 0) == (y > 0.5)).all(-1)                      # (B, L)
+        self.train_errors.append((~ok).any(1).cpu())
 
     def open_stream(self, split: str, rows: int, number: int) -> OneHotStreams:
         return OneHotStreams(ReberStreams(stream_generator(self.seed, split, number), rows))
@@ -153,7 +168,8 @@ class ContinualReberStreamTask(ContinualReberTask):
 
 
 def check(seq_len: int, train_stream_len: int, n_val: int, val_stream_len: int, n_test: int,
-          test_stream_len: int, eval_chunk_len: int) -> None:
+          test_stream_len: int, eval_chunk_len: int, restart_on_error: bool = True) -> None:
+    check_choice("restart_on_error", restart_on_error, (True, False))
     check_int("seq_len", seq_len, 2, why="symbols per training chunk (truncated BPTT length)")
     check_int("train_stream_len", train_stream_len, seq_len, why="symbols per training stream, at least one chunk")
     check_int("eval_chunk_len", eval_chunk_len, 1, why="symbols per evaluation chunk")
@@ -165,8 +181,8 @@ def check(seq_len: int, train_stream_len: int, n_val: int, val_stream_len: int, 
 
 def make(seed: int, seq_len: int = 300, train_stream_len: int = 100_000, n_val: int = 10,
          val_stream_len: int = 10_000, n_test: int = 10, test_stream_len: int = 1_000_000,
-         eval_chunk_len: int = 1000) -> ContinualReberStreamTask:
-    check(seq_len, train_stream_len, n_val, val_stream_len, n_test, test_stream_len, eval_chunk_len)
+         eval_chunk_len: int = 1000, restart_on_error: bool = True) -> ContinualReberStreamTask:
+    check(seq_len, train_stream_len, n_val, val_stream_len, n_test, test_stream_len, eval_chunk_len, restart_on_error)
     # The gradient probe's fixed batch: the first seq_len symbols of the val streams, from a zero state.
     tokens, legal = generate(seed, "val", n_val, min(seq_len, val_stream_len))
     return ContinualReberStreamTask(
@@ -175,5 +191,5 @@ def make(seed: int, seq_len: int = 300, train_stream_len: int = 100_000, n_val: 
         splits={"val": (one_hot(tokens, 7), legal.float())}, seed=seed,
         stream_len={"train": train_stream_len, "val": val_stream_len, "test": test_stream_len},
         chunk_len={"train": seq_len, "val": eval_chunk_len, "test": eval_chunk_len},
-        stream_rows={"val": n_val, "test": n_test},
+        stream_rows={"val": n_val, "test": n_test}, restart_on_error=restart_on_error,
     )
