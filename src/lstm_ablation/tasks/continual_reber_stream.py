@@ -6,12 +6,16 @@ independent seq_len-symbol samples, each from a zero state). Here the network is
 stream (streams.py carries the state):
 - training: each batch row reads its own stream of `train_stream_len` symbols in chunks of `seq_len`
   (truncated BPTT: gradients stop at chunk boundaries, the state does not); when the streams end
-  every row gets a fresh stream from a zero state. Training streams never repeat.
+  every row gets a fresh stream from a zero state. Training streams never repeat. With
+  `restart_on_error` (the default; the paper's protocol) a row whose chunk has a wrong step (StreamScore's
+  criterion) also gets a fresh stream, a new string at B from a zero state, while the other rows go on;
+  since Lightning fetches one chunk ahead, the restart comes at the second chunk after the error, not
+  the first. A restarted row's stream still ends with the others' at the train_stream_len boundary.
 - val / test: `n_val` / `n_test` rows, each one unbroken stream of `val_stream_len` / `test_stream_len`
   symbols, read in chunks of `eval_chunk_len` with the state carried; the val streams start with the
   same symbols as continual_reber's val samples of the same seed.
 The paper's protocol (Sec. 4.2, as given by the notes cited in the README): training streams of 10^5
-symbols (each also stopped at the first error; not done here: our streams run to their end); after
+symbols, each stopped at the first error (restart_on_error; off: our streams run to their end); after
 each training stream a test on 10 test streams, each run until the first error; a net that predicts
 10^6 successive symbols is a "perfect solution", more than 1000 on average over the 10 a "good" one.
 Hence the defaults train_stream_len=100000, n_test=10, test_stream_len=1000000.
