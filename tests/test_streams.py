@@ -38,7 +38,9 @@ def with_layer(layer: torch.nn.Module, task) -> SequenceModel:
 
 
 def tiny_task(**sizes) -> crs.ContinualReberStreamTask:
-    args = dict(seq_len=5, train_stream_len=12, n_val=3, val_stream_len=40, n_test=3, test_stream_len=40, eval_chunk_len=7)
+    """Training streams run to their end unless the test asks for restart_on_error (the task's default)."""
+    args = dict(seq_len=5, train_stream_len=12, n_val=3, val_stream_len=40, n_test=3, test_stream_len=40, eval_chunk_len=7,
+                restart_on_error=False)
     return crs.make(seed=0, **(args | sizes))
 
 
@@ -123,6 +125,78 @@ def test_training_streams_are_redrawn_at_their_end_and_each_keeps_the_grammar():
     assert len(texts) == 12                                            # every row and every re-draw a new stream
 
 
+def row_texts(chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], row: int, first: int = 0) -> tuple[str, list]:
+    """Row `row` of chunks[first:] as one text, with its legal sets."""
+    tokens = torch.cat([x[row].argmax(-1) for x, _, _ in chunks[first:]])
+    legal = torch.cat([y[row] for _, y, _ in chunks[first:]])
+    return "".join(cr.SYMBOLS[i] for i in tokens), [{cr.SYMBOLS[j] for j in range(7) if legal[t, j]} for t in range(len(legal))]
+
+
+def test_a_row_that_erred_gets_a_fresh_stream_at_b_and_the_others_go_on():
+    task = tiny_task(seq_len=7, train_stream_len=70, restart_on_error=True)
+    plain = [c for _, c in zip(range(6), StreamChunks(tiny_task(seq_len=7, train_stream_len=70), "train", 4, redraw=True))]
+    loader = iter(StreamChunks(task, "train", rows=4, redraw=True))
+    got = [next(loader)]
+    task.train_errors.append(torch.tensor([False, True, False, False]))   # chunk 0: row 1 was wrong somewhere
+    got.append(next(loader))                                              # chunk 1: row 1 starts over
+    got += [next(loader) for _ in range(4)]                               # no more reports: nobody restarts
+    assert [f.tolist() for _, _, f in got] == [[True] * 4, [False, True, False, False]] + [[False] * 4] * 4
+    x, y, _ = got[1]
+    assert cr.SYMBOLS[int(x[1, 0].argmax())] == "B" and y[1, 0].tolist() == [0, 1, 0, 0, 1, 0, 0]   # B, then T or P
+    text, legal = row_texts(got, 1, first=1)
+    assert legal == reference_legal_sets(text)                            # the new stream keeps the grammar from its B
+    assert text != row_texts(plain, 1, first=1)[0]
+    for row in (0, 2, 3):                                                 # rows without error: the same stream as without the option
+        text, legal = row_texts(got, row)
+        assert text == row_texts(plain, row)[0] and legal == reference_legal_sets(text)
+    # same seed, same reports -> same data; an option-off loader ignores reports
+    loader = iter(StreamChunks(task, "train", rows=4, redraw=True))
+    again = [next(loader)]
+    task.train_errors.append(torch.tensor([False, True, False, False]))
+    again += [next(loader) for _ in range(5)]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(got, again))
+    off = tiny_task(seq_len=7, train_stream_len=70)
+    loader = iter(StreamChunks(off, "train", rows=4, redraw=True))
+    first = next(loader)
+    off.train_errors.append(torch.tensor([True] * 4))
+    assert not next(loader)[2].any() and torch.equal(first[0], plain[0][0])
+
+
+def test_a_report_about_a_stream_the_row_has_left_restarts_nothing():
+    task = tiny_task(seq_len=7, train_stream_len=21, restart_on_error=True)   # 3 chunks per stream
+    loader = iter(StreamChunks(task, "train", rows=2, redraw=True))
+    got = [next(loader), next(loader)]                       # chunks 0, 1 drawn (Lightning prefetches one)
+    task.train_errors.append(torch.tensor([True, False]))   # chunk 0: row 0 wrong
+    got.append(next(loader))                                 # chunk 2: row 0 restarts
+    task.train_errors.append(torch.tensor([True, False]))   # chunk 1, row 0's old stream: ignored
+    task.train_errors.append(torch.tensor([False, True]))   # chunk 2: row 1 wrong, but its stream ends anyway
+    got.append(next(loader))                                 # chunk 3: every row's stream is re-drawn
+    task.train_errors.append(torch.tensor([False, False]))  # chunk 3
+    got.append(next(loader))                                 # chunk 4
+    assert [f.tolist() for _, _, f in got] == [[True, True], [False, False], [True, False], [True, True], [False, False]]
+
+
+def test_the_training_step_reports_wrong_rows_and_lightning_restarts_them():
+    # the criterion: StreamScore's, a row with any wrong step
+    task = tiny_task(seq_len=4, train_stream_len=40, restart_on_error=True)
+    y = legal_targets("BTBTXSETE").expand(3, -1, -1).clone()
+    pred = torch.where(y > 0.5, 5.0, -5.0)
+    pred[1, 3, cr.S] = -pred[1, 3, cr.S]
+    task.report_train_errors(pred, y)
+    assert task.train_errors.popleft().tolist() == [False, True, False]
+    # the path through Lightning: an untrained model is wrong in every row. Lightning fetches one chunk
+    # ahead, so chunk k's errors restart the rows at chunk k + 2, and the errors of chunk k + 1 (the
+    # stream they left) restart nothing: every other chunk starts a fresh stream in every row
+    model = with_layer(LSTMLayer(load_variant("vanilla"), 7, 4), task)
+    train_loader, _, _ = stream_loaders(task, batch_size=3)
+    spy = Chunks()
+    trainer = pl.Trainer(max_steps=6, logger=False, callbacks=[spy], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, train_loader)
+    assert [f.tolist() for _, f in spy.seen] == [[True] * 3, [False] * 3] * 3
+    assert all(bool((tokens[:, 0] == cr.B).all()) for tokens, _ in spy.seen[::2])
+
+
 def test_evaluation_streams_are_the_same_at_every_validation():
     task = tiny_task()
     first = [x for x, _, _ in StreamChunks(task, "val", rows=3, redraw=False)]
@@ -134,6 +208,7 @@ def test_evaluation_streams_are_the_same_at_every_validation():
 @pytest.mark.parametrize("key, value, allowed", [
     ("train_stream_len", 100, "an integer >= 300"), ("test_stream_len", 1, "an integer >= 2"),
     ("eval_chunk_len", 0, "an integer >= 1"), ("n_train", 5, "allowed: seq_len, train_stream_len"),
+    ("restart_on_error", "yes", "allowed: True, False"),
 ])
 def test_bad_stream_settings_are_one_line_naming_the_key(key, value, allowed):
     from lstm_ablation.spec import ConfigError

@@ -95,7 +95,12 @@ class SequenceModel(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = batch[:2]
-        loss = self.task.loss(self.step(batch, "train"), y)
+        pred = self.step(batch, "train")
+        loss = self.task.loss(pred, y)
+        if len(batch) == 3 and getattr(self.task, "restart_on_error", False):
+            # Gers et al.'s protocol: a row that erred gets a fresh stream. The training loader runs in this
+            # process (num_workers=0) and reads these reports from the task object it shares (streams.py).
+            self.task.report_train_errors(pred, y)
         if not torch.isfinite(loss):
             raise Diverged(f"train/loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=len(x))

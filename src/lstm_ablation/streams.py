@@ -6,7 +6,8 @@ reads its own stream, chunk after chunk, and the network is never reset inside a
     training      `batch_size` rows, each a stream of task.stream_len["train"] symbols read in chunks of
                   task.chunk_len["train"]; gradients stop at chunk boundaries, the state does not (it is
                   carried detached); when the streams end every row gets a fresh one (a re-draw), which
-                  starts from a zero state. The data never repeats.
+                  starts from a zero state. The data never repeats. With task.restart_on_error a row
+                  also gets a fresh stream after a chunk in which it erred (StreamChunks).
     val / test    task.stream_rows[split] rows, one unbroken stream each of task.stream_len[split]
                   symbols in chunks of task.chunk_len[split]; the same streams at every validation.
 
@@ -17,7 +18,8 @@ whole evaluation stream chunk by chunk, so memory stays O(rows x chunk) for any 
 
 What a stream task provides: stream_len, chunk_len (dict split -> int), stream_rows (dict val/test ->
 int), open_stream(split, rows, number) -> an object whose next(length) returns the next (x, y) of
-every row, and stream_score() -> an object with update(pred, y, state), result(), summary().
+every row, and stream_score() -> an object with update(pred, y, state), result(), summary(). Optional,
+for restart_on_error: the stream object's restart(rows), task.train_errors and task.report_train_errors.
 """
 from __future__ import annotations
 
@@ -36,20 +38,41 @@ FORMAT = 1
 
 
 class StreamChunks(IterableDataset):
-    """The chunks of `rows` parallel streams of one split, in order; `redraw`: fresh streams forever."""
+    """The chunks of `rows` parallel streams of one split, in order; `redraw`: fresh streams forever.
+
+    With task.restart_on_error (training only), a row whose chunk had a wrong step gets a fresh stream
+    (zero state, a new string at B) from the next chunk this loader draws; the model reports the wrong
+    rows of every trained chunk into task.train_errors. Lightning fetches one chunk ahead of the one
+    it trains, so the restart lands one chunk later than the error's next chunk; a report about a
+    chunk of a stream the row has already left is ignored (chunks are counted: the i-th report is
+    about the i-th chunk drawn)."""
 
     def __init__(self, task: Any, split: str, rows: int, redraw: bool):
         self.task, self.split, self.rows, self.redraw = task, split, rows, redraw
         self.length, self.chunk = task.stream_len[split], task.chunk_len[split]
+        self.restart_on_error = redraw and getattr(task, "restart_on_error", False)
 
     def __iter__(self):
-        number = 0
+        number, drawn, reported = 0, 0, 0               # re-draws, chunks drawn, chunks reported on
+        errors = self.task.train_errors if self.restart_on_error else None
+        if errors is not None:
+            errors.clear()                              # reports about another iteration's chunks
         while True:
             stream = self.task.open_stream(self.split, self.rows, number)
             fresh = torch.ones(self.rows, dtype=torch.bool)
+            started = torch.full((self.rows,), drawn)   # the chunk each row's stream started at
             for start in range(0, self.length, self.chunk):
+                while errors:                           # restart rows that erred in their current stream
+                    wrong = errors.popleft()
+                    if start > 0:
+                        fresh = fresh | (wrong & (started <= reported))
+                    reported += 1
+                if start > 0 and bool(fresh.any()):
+                    stream.restart(fresh)
+                    started[fresh] = drawn
                 x, y = stream.next(min(self.chunk, self.length - start))
                 yield x, y, fresh                 # x (rows, L, I), y (rows, L, ...), fresh (rows,)
+                drawn += 1
                 fresh = torch.zeros(self.rows, dtype=torch.bool)
             if not self.redraw:
                 return

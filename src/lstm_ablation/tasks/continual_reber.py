@@ -134,6 +134,12 @@ class ReberStreams:
         code = 2 * states.T.long() + (branches.T == P)                     # (n, L)
         return tokens.T.long(), LEGAL_BY_BRANCH[code]                       # (n, L), (n, L, 7)
 
+    def restart(self, rows: Tensor) -> None:
+        """Rows (n,) bool start a new stream with their next symbol: a new embedded string at B (the
+        string they were in is dropped). The other rows go on; the coins stay one draw for all rows."""
+        self.state = torch.where(rows, OUT_B, self.state)
+        self.branch = torch.where(rows, 0, self.branch)
+
 
 def generate(seed: int, split: str, n: int, seq_len: int) -> tuple[Tensor, Tensor]:
     """tokens (n, T) in 0..6, legal (n, T, 7) bool: the symbols that may follow step t."""

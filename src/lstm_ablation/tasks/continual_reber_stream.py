@@ -6,12 +6,16 @@ independent seq_len-symbol samples, each from a zero state). Here the network is
 stream (streams.py carries the state):
 - training: each batch row reads its own stream of `train_stream_len` symbols in chunks of `seq_len`
   (truncated BPTT: gradients stop at chunk boundaries, the state does not); when the streams end
-  every row gets a fresh stream from a zero state. Training streams never repeat.
+  every row gets a fresh stream from a zero state. Training streams never repeat. With
+  `restart_on_error` (the default; the paper's protocol) a row whose chunk has a wrong step (StreamScore's
+  criterion) also gets a fresh stream, a new string at B from a zero state, while the other rows go on;
+  since Lightning fetches one chunk ahead, the restart comes at the second chunk after the error, not
+  the first. A restarted row's stream still ends with the others' at the train_stream_len boundary.
 - val / test: `n_val` / `n_test` rows, each one unbroken stream of `val_stream_len` / `test_stream_len`
   symbols, read in chunks of `eval_chunk_len` with the state carried; the val streams start with the
   same symbols as continual_reber's val samples of the same seed.
 The paper's protocol (Sec. 4.2, as given by the notes cited in the README): training streams of 10^5
-symbols (each also stopped at the first error; not done here: our streams run to their end); after
+symbols, each stopped at the first error (restart_on_error; off: our streams run to their end); after
 each training stream a test on 10 test streams, each run until the first error; a net that predicts
 10^6 successive symbols is a "perfect solution", more than 1000 on average over the 10 a "good" one.
 Hence the defaults train_stream_len=100000, n_test=10, test_stream_len=1000000.
@@ -29,13 +33,14 @@ Metrics over each whole evaluation stream (StreamScore, summed chunk by chunk):
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import check_int, one_hot, split_generator
+from .base import check_choice, check_int, one_hot, split_generator
 from .continual_reber import BASELINE, ContinualReberTask, ReberStreams, generate, string_ends
 
 def stream_generator(seed: int, split: str, number: int) -> torch.Generator:
@@ -60,6 +65,9 @@ class OneHotStreams:
     def next(self, length: int) -> tuple[Tensor, Tensor]:
         tokens, legal = self.streams.next(length)
         return one_hot(tokens, 7), legal.float()
+
+    def restart(self, rows: Tensor) -> None:
+        self.streams.restart(rows)
 
 
 class StreamScore:
@@ -137,6 +145,12 @@ class ContinualReberStreamTask(ContinualReberTask):
     stream_len: dict[str, int] = field(default_factory=dict)    # split -> symbols per stream
     chunk_len: dict[str, int] = field(default_factory=dict)     # split -> symbols per chunk
     stream_rows: dict[str, int] = field(default_factory=dict)   # val/test -> rows (streams)
+    restart_on_error: bool = False                              # Gers et al.: a training row's stream ends at its first error
+    # The feedback path of restart_on_error: SequenceModel.training_step appends each trained chunk's
+    # wrong rows, (B,) bool, in training order; the training StreamChunks takes them before drawing its
+    # next chunk (streams.py). A queue on the task because the model and the loader share the task object
+    # and the loader runs in the training process (num_workers=0).
+    train_errors: deque = field(default_factory=deque, repr=False, compare=False)
 
     def metrics(self, pred: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Per chunk only the loss: everything else is a whole-stream metric (StreamScore)."""
@@ -144,6 +158,11 @@ class ContinualReberStreamTask(ContinualReberTask):
 
     def maximise(self, key: str) -> bool:
         return super().maximise(key) or key.startswith(("first_error", "perfect"))
+
+    def report_train_errors(self, pred: Tensor, y: Tensor) -> None:
+        """One trained chunk's rows with a wrong step (StreamScore's criterion), for restart_on_error."""
+        ok = ((pred.detach() > 0) == (y > 0.5)).all(-1)                      # (B, L)
+        self.train_errors.append((~ok).any(1).cpu())
 
     def open_stream(self, split: str, rows: int, number: int) -> OneHotStreams:
         return OneHotStreams(ReberStreams(stream_generator(self.seed, split, number), rows))
@@ -153,7 +172,8 @@ class ContinualReberStreamTask(ContinualReberTask):
 
 
 def check(seq_len: int, train_stream_len: int, n_val: int, val_stream_len: int, n_test: int,
-          test_stream_len: int, eval_chunk_len: int) -> None:
+          test_stream_len: int, eval_chunk_len: int, restart_on_error: bool = True) -> None:
+    check_choice("restart_on_error", restart_on_error, (True, False))
     check_int("seq_len", seq_len, 2, why="symbols per training chunk (truncated BPTT length)")
     check_int("train_stream_len", train_stream_len, seq_len, why="symbols per training stream, at least one chunk")
     check_int("eval_chunk_len", eval_chunk_len, 1, why="symbols per evaluation chunk")
@@ -165,8 +185,8 @@ def check(seq_len: int, train_stream_len: int, n_val: int, val_stream_len: int, 
 
 def make(seed: int, seq_len: int = 300, train_stream_len: int = 100_000, n_val: int = 10,
          val_stream_len: int = 10_000, n_test: int = 10, test_stream_len: int = 1_000_000,
-         eval_chunk_len: int = 1000) -> ContinualReberStreamTask:
-    check(seq_len, train_stream_len, n_val, val_stream_len, n_test, test_stream_len, eval_chunk_len)
+         eval_chunk_len: int = 1000, restart_on_error: bool = True) -> ContinualReberStreamTask:
+    check(seq_len, train_stream_len, n_val, val_stream_len, n_test, test_stream_len, eval_chunk_len, restart_on_error)
     # The gradient probe's fixed batch: the first seq_len symbols of the val streams, from a zero state.
     tokens, legal = generate(seed, "val", n_val, min(seq_len, val_stream_len))
     return ContinualReberStreamTask(
@@ -175,5 +195,5 @@ def make(seed: int, seq_len: int = 300, train_stream_len: int = 100_000, n_val: 
         splits={"val": (one_hot(tokens, 7), legal.float())}, seed=seed,
         stream_len={"train": train_stream_len, "val": val_stream_len, "test": test_stream_len},
         chunk_len={"train": seq_len, "val": eval_chunk_len, "test": eval_chunk_len},
-        stream_rows={"val": n_val, "test": n_test},
+        stream_rows={"val": n_val, "test": n_test}, restart_on_error=restart_on_error,
     )
