@@ -16,6 +16,7 @@ f_t = 1 - i_t (CIFG). Peepholes (Gers et al. 2002) are diagonal: one weight per 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -41,6 +42,10 @@ class CellSpec:
     forget_bias: float = 1.0  # initial b_f (Gers et al. 2000; Jozefowicz et al. 2015 use 1)
     # Chrono init (Tallec & Ollivier 2018): b_f ~ log U[1, T_max - 1], b_i = -b_f. 0 = off.
     chrono_t_max: int = 0
+    # Initial b_i and b_o; None keeps nn.LSTM's uniform init. Hochreiter & Schmidhuber (1997) start
+    # input gates negative so that c does not drift before the net learns what to store.
+    input_bias: float | None = None
+    output_bias: float | None = None
 
     def __post_init__(self) -> None:
         def check(field: str, value: Any, allowed: tuple) -> None:
@@ -65,6 +70,16 @@ class CellSpec:
             raise ConfigError(f"cell.chrono_t_max: got {self.chrono_t_max!r}; allowed: 0 (off) or an integer >= 2")
         if self.chrono_t_max and self.forget_gate != "learned":
             raise ConfigError("cell.chrono_t_max: chrono init needs cell.forget_gate 'learned'; allowed here: 0")
+        for field, gate in (("input_bias", "input_gate"), ("output_bias", "output_gate")):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"cell.{field}: got {value!r}; allowed: null (uniform init) or a finite number")
+            if getattr(self, gate) != "learned":
+                raise ConfigError(f"cell.{field}: {gate} is {getattr(self, gate)!r}, so there is no bias to set; allowed here: null")
+        if self.input_bias is not None and self.chrono_t_max:
+            raise ConfigError("cell.input_bias: chrono init sets b_i = -b_f; allowed with cell.chrono_t_max > 0: null")
 
     @property
     def gates(self) -> tuple[str, ...]:
