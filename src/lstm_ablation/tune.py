@@ -188,7 +188,8 @@ def stale(trial, now: float) -> bool:
             return True
         except PermissionError:
             return False
-    return now - float(trial.user_attrs.get("heartbeat", 0.0)) > GRACE_S
+    started = trial.datetime_start.timestamp() if trial.datetime_start else now  # just asked: no beat yet
+    return now - max(float(trial.user_attrs.get("heartbeat", 0.0)), started) > GRACE_S
 
 
 @dataclass
@@ -219,16 +220,21 @@ def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
     """Record a job's outcome on its trial: COMPLETE with the objective, or FAIL with the error."""
     from optuna.trial import TrialState
 
+    from optuna.exceptions import UpdateFinishedTrialError
+
     storage = study._storage  # the public Study.tell needs the Trial object; after a restart we hold only ids
     status = (record or {}).get("status", "failed")
     value = objective(record) if record else None
-    storage.set_trial_user_attr(trial_id, "job_status", status)
-    if record and record.get("error") or error:
-        storage.set_trial_user_attr(trial_id, "error", str(error or record.get("error"))[:500])
-    if value is None:
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-    else:
-        storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+    try:
+        storage.set_trial_user_attr(trial_id, "job_status", status)
+        if record and record.get("error") or error:
+            storage.set_trial_user_attr(trial_id, "error", str(error or record.get("error"))[:500])
+        if value is None:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        else:
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+    except UpdateFinishedTrialError:  # another worker took it for dead (no beat for GRACE_S) and asked it again
+        log.warning("tune: trial id %d was already closed by another worker; its result stays on disk only", trial_id)
 
 
 def read_record(job_dir: Path) -> dict | None:
