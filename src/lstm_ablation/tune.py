@@ -430,7 +430,8 @@ class TuneSweeper(Sweeper):
             raise ConfigError("seed: a tuned sweep tunes on one seed and confirms on tune.confirm.seeds fresh ones; "
                               "allowed: a single value (e.g. seed=0)")
         grid = BasicSweeper.split_arguments(overrides, None)[0]
-        sweeping = {o.get_key_element() for o in overrides if o.is_sweep_override()}
+        # What names a point's studies and job dirs: the swept keys, and always the cell
+        sweeping = {o.get_key_element() for o in overrides if o.is_sweep_override()} | {"cell"}
         loader = self.hydra_context.config_loader
         points, used = [], set()
         from .train import validate
