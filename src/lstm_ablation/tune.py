@@ -142,7 +142,9 @@ def format_value(value: Any) -> str:
 
 # ---------------------------------------------------------------------------- trial bookkeeping
 
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+def worker_id() -> str:
+    """host:pid of this sweeper process (computed per call: a forked worker is another process)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def finished(trial) -> bool:
@@ -315,13 +317,23 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
     return [], all(finished(t) for t in live)
 
 
+def suggest(trial, name: str, d) -> Any:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, log=d.log)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, log=d.log)
+    return trial.suggest_categorical(name, d.choices)
+
+
 def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) -> list[Job]:
     from optuna.trial import TrialState
 
     asked = []
     for _ in range(n):
         trial = study.ask()
-        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("heartbeat", time.time())
         asked.append(trial)
     slots = claims(study.get_trials(deepcopy=False), pool)
@@ -335,9 +347,7 @@ def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) ->
             continue
         trial.set_user_attr("slot", slot)
         if stage == "tune":
-            params = {k: trial.suggest_float(k, d.low, d.high, log=d.log) if type(d).__name__ == "FloatDistribution"
-                      else trial.suggest_int(k, d.low, d.high, log=d.log) if type(d).__name__ == "IntDistribution"
-                      else trial.suggest_categorical(k, d.choices) for k, d in point.space.items()}
+            params = {k: suggest(trial, k, d) for k, d in point.space.items()}
             seed, name, source = point.seed, f"tune-{point.label}-t{trial.number}", trial.number
         else:
             params, seed, name, source = best.params, slot, f"confirm-{point.label}-c{trial.number}-s{slot}", best.number
@@ -400,7 +410,14 @@ def direction(job_cfg: DictConfig) -> str:
     try:
         return "maximize" if build_task(small, seed=0).higher_is_better else "minimize"
     except Exception:  # noqa: BLE001 -- a task that needs its full size to build: build it as configured
+        pass
+    try:
         return "maximize" if build_task(task, seed=0).higher_is_better else "minimize"
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- e.g. MNIST files missing: one line, before any job
+        raise ConfigError(f"task: cannot build {task.get('name')!r} to learn its metric's direction "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
 
 
 class TuneSweeper(Sweeper):
