@@ -12,7 +12,7 @@ from lstm_ablation.tasks import TASKS
 from lstm_ablation.train import validate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates")
+STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem not in ("seed_gates", "seed_gates_tuned"))  # tuned: tests/test_tune.py
 SEED_VARIANTS = "vanilla,no_forget_gate,no_input_gate,sigmoid_candidate,no_output_gate,sigmoid_output,rnn"
 
 

@@ -219,3 +219,28 @@ def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
     vanilla_row = next(line for line in stage1.splitlines() if line.startswith("| `vanilla`"))
     best_of_n = min(objective(r) for r in records if r["cell"] == "vanilla" and r["config"]["tune"]["stage"] == "tune")
     assert "3/3" in vanilla_row and f"| {best_of_n:.4g} |" in vanilla_row
+
+
+def test_tuned_seed_gates_study_composes_and_its_space_fits_every_cell():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from lstm_ablation.train import validate
+    from lstm_ablation.tune import applies
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=seed_gates_tuned"], return_hydra_config=True)
+        assert cfg.hydra.sweeper._target_ == "hydra_plugins.lstm_ablation_tune.TuneSweeper"
+        assert cfg.tune.n_trials == 12 and cfg.tune.confirm.seeds == 10 and cfg.task.seq_len == 100
+        space = parse_space(OmegaConf.to_container(cfg.tune.space))
+        searched = {}
+        for cell in cfg.hydra.sweeper.params.cell.split(","):
+            job = compose("config", overrides=["experiment=seed_gates_tuned", f"cell={cell}"])
+            searched[cell] = sorted(k for k in space if applies(k, job))
+            for end in (0, -1):
+                for k in searched[cell]:
+                    d = space[k]
+                    OmegaConf.update(job, k, d.choices[end] if hasattr(d, "choices") else (d.low, d.high)[end], merge=False)
+                validate(job)
+    assert "cell.input_bias" in searched["vanilla"] and "cell.input_bias" not in searched["no_input_gate"]
+    assert searched["rnn"] == ["optim.batch_size", "optim.lr", "trainer.gradient_clip_val"]  # no gates, no biases
