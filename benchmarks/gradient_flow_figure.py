@@ -21,7 +21,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
-from lstm_ablation.model import SequenceModel, batch_loader, build_recurrent
+from lstm_ablation.model import SequenceModel, batch_loader
 from lstm_ablation.probe_callback import GradientProbe
 from lstm_ablation.report import gradients
 from lstm_ablation.report.plots import PNG_METADATA, colours  # the reports' colour per variant
@@ -29,13 +29,13 @@ from lstm_ablation.spec import variant_config
 from lstm_ablation.tasks import build_task
 
 CELLS = ("rnn", "vanilla")
-TASK = {"name": "adding", "seq_len": 100, "n_train": 10000, "n_val": 1000, "n_test": 10}
+TASK = {"name": "adding", "seq_len": 100, "n_train": 10000, "n_val": 1000, "n_test": 10, "data_seed": 0}
 
 
 def train_with_probes(cell: str, seed: int, steps: int, every: int, run_dir: Path) -> None:
     pl.seed_everything(seed, verbose=False)
     task = build_task(TASK, seed=0)
-    model = SequenceModel(build_recurrent(variant_config(cell), task.input_size, 64), task, lr=1e-3)
+    model = SequenceModel(variant_config(cell), TASK, 64, lr=1e-3, data=task)
     x, y = task.splits["val"]
     probe = GradientProbe((x[:128], y[:128]), every, run_dir, labels={"cell": cell, "task": "adding", "seed": seed})
     trainer = pl.Trainer(max_steps=steps, gradient_clip_val=1.0, logger=False, callbacks=[probe], limit_val_batches=0,

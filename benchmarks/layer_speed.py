@@ -2,6 +2,11 @@
 
     python benchmarks/layer_speed.py            # full grid, every variant (~10-15 min on a quiet 2-core CPU)
     python benchmarks/layer_speed.py --quick    # one config, every variant (~1 min)
+    python benchmarks/layer_speed.py --scan     # minlstm: parallel scan vs its loop vs vanilla, T=1000
+    ... --cpu-time --threads 1                  # on a loaded machine: CPU seconds of this process, 1 thread
+
+Cells the C++ layer has no code for (fgr, slstm: see fast.spec_reason) run their reference path,
+minlstm its parallel scan (LSTMLayer.scan_forward); the table marks them (ref) and (scan).
 
 Time: forward + backward of y.sum() per batch (x requires grad, so dx is included), B=64,
 float32, torch.set_num_threads(2). nn.LSTM and every variant are timed interleaved in one
@@ -25,10 +30,12 @@ import time
 
 import torch
 
+from lstm_ablation import fast
 from lstm_ablation.layer import LSTMLayer
 from lstm_ablation.spec import available_variants, load_variant, variant_config
 
 B = 64
+clock = time.perf_counter  # --cpu-time: time.process_time (other processes' load does not count)
 FULL_GRID = [(I, H, T) for T in (200, 1000) for H in (128, 256) for I in (2, 16)]
 QUICK_GRID = [(16, 128, 200)]
 MEMORY_VARIANT_CONFIG = (16, 256, 1000)  # where memory matters most; variants are measured here
@@ -40,11 +47,31 @@ def lstm_variants() -> list[str]:
     return sorted(names, key=lambda n: (n != "vanilla", n))
 
 
+def path(name: str) -> str:
+    """Which path a variant runs here: fast (C++), scan (minLSTM's parallel scan) or ref (Python loop)."""
+    spec = load_variant(name)
+    return "scan" if spec.parallel_scan else "fast" if fast.spec_reason(spec) is None else "ref"
+
+
 def build(name: str, I: int, H: int) -> torch.nn.Module:
     torch.manual_seed(0)
     if name == "nn.LSTM":
         return torch.nn.LSTM(I, H, batch_first=True)
-    return LSTMLayer(load_variant(name), I, H, impl="fast")
+    if name.endswith(" loop"):  # the same cell's step-by-step reference path
+        return LSTMLayer(load_variant(name.removesuffix(" loop")), I, H, impl="reference")
+    return LSTMLayer(load_variant(name), I, H, impl="fast" if path(name) == "fast" else "auto")
+
+
+def scan_comparison(repeats: int) -> None:
+    """minlstm's scan against its own loop and against vanilla (fast path), interleaved, T=1000."""
+    names = ["vanilla", "minlstm", "minlstm loop"]
+    print("\nminlstm at T=1000 (B=64, float32): forward+backward seconds, median of "
+          f"{repeats} interleaved rounds, and ratio to vanilla\n")
+    rows = []
+    for I, H in ((2, 128), (16, 256)):
+        med = time_config(I, H, 1000, names, repeats, warmup=1)
+        rows.append([I, H, 1000, *(f"{med[n]:.3f} ({med[n] / med['vanilla']:.2f})" for n in names)])
+    print(markdown(["I", "H", "T", *names], rows))
 
 
 def step(module: torch.nn.Module, x: torch.Tensor) -> None:
@@ -61,10 +88,10 @@ def time_config(I: int, H: int, T: int, names: list[str], repeats: int, warmup: 
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(warmup + repeats):
         for n, m in modules.items():  # interleaved: load changes hit every implementation alike
-            t0 = time.perf_counter()
+            t0 = clock()
             step(m, x)
             if r >= warmup:
-                times[n].append(time.perf_counter() - t0)
+                times[n].append(clock() - t0)
     return {n: statistics.median(ts) for n, ts in times.items()}
 
 
@@ -104,19 +131,30 @@ def main() -> None:
     p.add_argument("--vanilla-only", action="store_true", help="skip the other variants")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 at T=200, 3 at T=1000)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--scan", action="store_true", help="only minlstm's scan vs its loop vs vanilla at T=1000")
+    p.add_argument("--variants", help="comma-separated cells to time (default: every LSTM variant)")
+    p.add_argument("--cpu-time", action="store_true", help="time CPU seconds of this process, not wall time")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child:
         name, *dims = args.memory_child
         return memory_child(name, *map(int, dims))
 
-    torch.set_num_threads(2)
-    variants = ["vanilla"] if args.vanilla_only else lstm_variants()
+    global clock
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    torch.set_num_threads(args.threads)
+    print(f"timing {'CPU time of this process' if args.cpu_time else 'wall time'}")
+    if args.scan:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average at start {os.getloadavg()[0]:.2f}")
+        scan_comparison(args.repeats or 5)
+        return print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    variants = ["vanilla"] if args.vanilla_only else args.variants.split(",") if args.variants else lstm_variants()
     grid = QUICK_GRID if args.quick else FULL_GRID
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, float32, "
           f"load average at start {os.getloadavg()[0]:.2f}", flush=True)
 
-    header = ["I", "H", "T", "nn.LSTM s", *variants]
+    header = ["I", "H", "T", "nn.LSTM s", *(v if path(v) == "fast" else f"{v} ({path(v)})" for v in variants)]
     print("\nTime, forward+backward per batch: ratio ours / nn.LSTM (nn.LSTM column in seconds)\n")
     print(markdown(header, []), flush=True)  # rows follow as they are measured
     ratios = {v: [] for v in variants}

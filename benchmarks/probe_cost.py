@@ -17,7 +17,7 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
-from lstm_ablation.model import SequenceModel, batch_loader, build_recurrent
+from lstm_ablation.model import SequenceModel, batch_loader
 from lstm_ablation.probe_callback import GradientProbe
 from lstm_ablation.spec import variant_config
 from lstm_ablation.tasks import build_task
@@ -27,8 +27,9 @@ def train_once(variant: str, steps: int, every: int | None, probe_batch: int, ru
     """Wall and CPU seconds of trainer.fit, seconds spent probing, number of probes; every=None: no callback.
     CPU time (one torch thread) is the steadier number on a machine shared with other jobs."""
     pl.seed_everything(0, verbose=False)
-    task = build_task({"name": "adding", "seq_len": 100, "n_train": 10000, "n_val": 1000, "n_test": 10}, seed=0)
-    model = SequenceModel(build_recurrent(variant_config(variant), task.input_size, 64), task, lr=1e-3)
+    task_cfg = {"name": "adding", "seq_len": 100, "n_train": 10000, "n_val": 1000, "n_test": 10, "data_seed": 0}
+    task = build_task(task_cfg, seed=0)
+    model = SequenceModel(variant_config(variant), task_cfg, 64, lr=1e-3, data=task)
     callbacks = []
     if every is not None:
         x, y = task.splits["val"]

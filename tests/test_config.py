@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 def test_every_cell_composes_and_builds(make_cfg, cell):
     cfg = make_cfg(f"cell={cell}")
     validate(cfg)
-    layer = build_recurrent(OmegaConf.to_container(cfg.cell), input_size=2, hidden_size=4)
+    layer = build_recurrent(OmegaConf.to_container(cfg.cell, resolve=True), input_size=2, hidden_size=4)
     assert layer.hidden_size == 4
     if cfg.cell.kind == "lstm":
-        assert spec_from_config(OmegaConf.to_container(cfg.cell)) == load_variant(cell)
+        assert spec_from_config(OmegaConf.to_container(cfg.cell, resolve=True)) == load_variant(cell)
 
 
 def test_command_line_overrides_reach_the_spec(make_cfg):

@@ -32,6 +32,12 @@ VARIANTS = {
     "peephole_forget_only": CellSpec(peepholes=True, input_gate="none", output_gate="none"),
     "peephole_linear_both": CellSpec(peepholes=True, candidate_activation="identity", output_activation="identity"),
     "peephole_sigmoid_both": CellSpec(peepholes=True, candidate_activation="sigmoid", output_activation="sigmoid"),
+    # issue 13: JANET's coupled input gate with shift beta, CIFG shifted, gates reading x_t only
+    "janet": CellSpec(input_gate="coupled", output_gate="none", output_activation="identity", coupling_shift=1.0),
+    "janet_peephole": CellSpec(input_gate="coupled", output_gate="none", coupling_shift=-0.7, peepholes=True),
+    "coupled_gates_shifted": CellSpec(forget_gate="coupled", coupling_shift=1.5, peepholes=True),
+    "gates_read_input": CellSpec(gates_read="input"),
+    "gates_read_input_peephole_nig": CellSpec(gates_read="input", input_gate="none", peepholes=True),
 }
 
 
@@ -127,7 +133,8 @@ def test_float32_matches_reference(name):
     assert_fast_matches(layer, x, state, atol=1e-5, reference=float64_copy(layer, x, state))
 
 
-@pytest.mark.parametrize("name", ["vanilla", "coupled_gates", "peephole_no_output_gate", "linear_output"])
+@pytest.mark.parametrize("name", ["vanilla", "coupled_gates", "peephole_no_output_gate", "linear_output", "janet",
+                                  "gates_read_input"])
 @pytest.mark.parametrize("B,T,with_state", [(1, 1, True), (1, 1, False), (3, 1, True), (1, 9, False), (4, 9, False)])
 def test_small_shapes_and_zero_state(name, B, T, with_state):
     layer = make_layer(VARIANTS[name], 3, 5, torch.float64)

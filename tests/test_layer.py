@@ -8,7 +8,13 @@ from lstm_ablation.spec import available_variants, variant_config
 
 ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda v: v}
 LSTM_VARIANTS = [v for v in available_variants() if variant_config(v).get("kind", "lstm") == "lstm"]
-SPECS = {name: load_variant(name) for name in LSTM_VARIANTS} | {
+# Cells of issue 13's axes (JANET, FGR, sLSTM, minLSTM) have their own equations in tests/test_family.py.
+FAMILY = {f: getattr(CellSpec(), f) for f in ("coupling_shift", "gate_recurrence", "input_gate_activation",
+                                             "forget_gate_activation", "gates_read", "candidate_read", "normalised_gates")}
+CLASSIC = [v for v in LSTM_VARIANTS
+           if all(getattr(load_variant(v), f) == d for f, d in FAMILY.items())
+           and load_variant(v).input_gate != "coupled"]
+SPECS = {name: load_variant(name) for name in CLASSIC} | {
     "coupled_peephole": CellSpec(forget_gate="coupled", peepholes=True),
     "nig_peephole": CellSpec(input_gate="none", peepholes=True),
     "nog_nfg_linear": CellSpec(forget_gate="none", output_gate="none", output_activation="identity"),

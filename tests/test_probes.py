@@ -215,7 +215,7 @@ TASK = {"name": "adding", "seq_len": 8, "n_train": 64, "n_val": 32, "n_test": 32
 def fit(tmp_path, variant="vanilla", max_steps=10, every=4, enabled=True, seed=0):
     task = build_task(TASK, seed=0)
     torch.manual_seed(seed)
-    model = SequenceModel(build_recurrent(variant_config(variant), task.input_size, 8), task, lr=1e-2)
+    model = SequenceModel(variant_config(variant), TASK, 8, lr=1e-2, data=task)
     callback = GradientProbe(task.splits["val"], every, tmp_path, enabled=enabled,
                              labels={"cell": variant, "task": "adding", "seed": seed})
     trainer = pl.Trainer(max_steps=max_steps, logger=False, callbacks=[callback], enable_progress_bar=False,
@@ -261,7 +261,7 @@ def test_callback_rejects_a_bad_interval(tmp_path, every):
 
 def test_probe_leaves_parameters_and_their_grads_alone(tmp_path):
     task = build_task(TASK, seed=0)
-    model = SequenceModel(build_recurrent(variant_config("vanilla"), 2, 8), task, lr=1e-2)
+    model = SequenceModel(variant_config("vanilla"), TASK, 8, lr=1e-2, data=task)
     model.readout.weight.grad = torch.ones_like(model.readout.weight)  # as if mid-accumulation
     before = {k: v.clone() for k, v in model.state_dict().items()}
     record = probe(model, *task.splits["val"])

@@ -61,7 +61,7 @@ def test_report_tables_count_every_run(sweep: Path, tmp_path: Path) -> None:
     assert summary.loc["vanilla", "mean"] == pytest.approx(0.012)
     readme = (out / "README.md").read_text()
     assert "| 2/3 (1 failed) |" in readme and "| 1/2 (1 diverged) |" in readme
-    assert "0.1667" in readme and "reference cell" in readme and "NFG" in readme
+    assert "0.1667" in readme and "| reference |" in readme and "(NFG)" in readme
     assert "\\begin{tabular}" in (out / "tables.tex").read_text()
 
 
@@ -136,15 +136,25 @@ def test_summary_on_a_fixed_table(tmp_path: Path) -> None:
     assert summary.loc["flaky", ["launched", "completed", "diverged"]].tolist() == [3, 2, 1]
     assert summary.loc["vanilla", ["reached", "steps_to_threshold"]].tolist() == [2, 20]
     assert summary.loc["single", "note"] == TOO_SMALL and np.isnan(summary.loc["single", "p_holm"])
-    assert summary.loc["single", "diff"] == pytest.approx(0.5)
-    # Holm over the two testable variants (worse, flaky): the smaller p doubles, the larger stays >= it
-    p_worse, p_flaky = summary.loc["worse", "p_value"], summary.loc["flaky", "p_value"]
-    assert p_worse < p_flaky
-    assert summary.loc["worse", "p_holm"] == pytest.approx(min(1, 2 * p_worse))
-    assert summary.loc["flaky", "p_holm"] == pytest.approx(max(min(1, 2 * p_worse), p_flaky))
-    assert bool(summary.loc["worse", "significant"]) and summary.loc["worse", "diff"] == pytest.approx(3.5)
+    assert summary.loc["single", "diff"] == pytest.approx(0.5)                 # medians 2.5 - 2
+    # worse 4..7 vs 1,2,3: complete separation, exact p = 2 / C(7, 3) = 2/35; Cliff's delta +1
+    assert summary.loc["worse", "p_value"] == pytest.approx(2 / 35) and summary.loc["worse", "effect_size"] == 1.0
+    # flaky 1.0, 1.5 vs 1, 2, 3 (a tie at 1): mid-ranks 1.5, 3 -> W = 4.5; of the 10 equally likely pairs
+    # of {1.5, 1.5, 3, 4, 5}, 3 have W <= 4.5 -> p = 2 * 3/10; U = 1.5, delta = 2 * 1.5 / 6 - 1
+    assert summary.loc["flaky", "p_value"] == pytest.approx(0.6) and summary.loc["flaky", "effect_size"] == pytest.approx(-0.5)
+    # Holm over the two testable variants (worse, flaky)
+    assert summary.loc["worse", "p_holm"] == pytest.approx(4 / 35) and summary.loc["flaky", "p_holm"] == pytest.approx(0.6)
+    assert summary.loc["worse", ["p_min", "p_min_holm"]].tolist() == pytest.approx([2 / 35, 4 / 35])
+    assert not summary.loc["worse", "significant"] and summary.loc["worse", "diff"] == pytest.approx(3.5)
+    # Fisher on solved (<= 2.5) seeds: worse 0/4 vs vanilla 2/3 -> P(table) = C(3,2)/C(7,2) = 1/7, the only one as extreme
+    assert summary.loc["worse", "p_fisher"] == pytest.approx(1 / 7)
+    low, high = summary.loc["vanilla", ["ci95_low", "ci95_high"]]
+    assert 1 <= low <= 2 <= high <= 3                                          # a median interval stays in the data
     ranked = summarize(collection.runs, collection.curves)["cell"].tolist()
-    assert ranked == ["flaky", "vanilla", "single", "worse"]  # lower loss first
+    assert ranked == ["flaky", "vanilla", "single", "worse"]  # lower median loss first
+    readme = (write_report([s], tmp_path / "rep", plots=False) / "README.md").read_text()
+    assert "Holm over 2 variant(s)): 4 vs 3 seeds: 0.057 (0.11 after Holm); 2 vs 3 seeds: 0.2 (0.4 after Holm)." in readme
+    assert "| ≈ (n.s.; too few seeds) |" in readme and '"n.s." here means too few seeds' in readme
 
 
 def test_higher_is_better_and_other_reference(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""experiments/: one study per task family, each the seed study's variants x 5 seeds, with a header
+"""experiments/: one study per task family, each the seed study's variants x 10 seeds, with a header
 that gives the command and the expected outcome, composing into valid jobs."""
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from lstm_ablation.tasks import TASKS
 from lstm_ablation.train import validate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem not in ("seed_gates", "seed_gates_tuned"))  # tuned: tests/test_tune.py
+FAMILY_STUDIES = ("greff_variants", "modern_gates")  # their own variants: tests/test_family_studies.py
+TUNED_STUDIES = ("seed_gates_tuned",)  # its own grid and search space: tests/test_tune.py
+STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates" and p.stem not in FAMILY_STUDIES + TUNED_STUDIES)
 SEED_VARIANTS = "vanilla,no_forget_gate,no_input_gate,sigmoid_candidate,no_output_gate,sigmoid_output,rnn"
 
 
@@ -41,7 +43,7 @@ def test_study_header_sweep_and_jobs(name, mnist_dir):
     cfg = compose_study(name)
     assert cfg.name == name
     params = cfg.hydra.sweeper.params
-    assert params.cell == SEED_VARIANTS and params.seed == "0,1,2,3,4"
+    assert params.cell == SEED_VARIANTS and params.seed == "0,1,2,3,4,5,6,7,8,9"  # 10 seeds per study
     tasks = str(params.get("task", cfg.task.name)).split(",")
     for task in tasks:   # every job of the sweep validates (MNIST against a tiny IDX directory)
         data = [f"task.data_dir={mnist_dir}"] if "mnist" in task else []

@@ -91,3 +91,34 @@ def test_probes_are_written_at_the_interval_and_reach_wandb(make_cfg, tmp_path):
 def test_probes_switched_off(make_cfg, tmp_path):
     train(make_cfg(*TINY, "probe.enabled=false"), tmp_path)
     assert not (tmp_path / "probes.json").exists()
+
+
+def test_training_ends_with_a_validation_even_below_val_check_interval(make_cfg, tmp_path, caplog):
+    """max_steps < val_check_interval used to leave no validation: the test took the last weights
+    while the report said "best". Now the last step is validated inside fit, with one warning line."""
+    import logging
+
+    import pandas as pd
+
+    with caplog.at_level(logging.WARNING, logger="lstm_ablation"):
+        record = train(make_cfg(*TINY, "trainer.max_steps=5", "trainer.val_check_interval=100", "probe.enabled=false"),
+                       tmp_path / "a")
+    curve = pd.read_csv(tmp_path / "a" / "metrics.csv")[["step", "val/loss"]].dropna()
+    assert curve["step"].tolist() == [4] and record["steps"] == 5          # one validation, after the 5th step
+    assert record["metrics"]["val/loss_best"] == pytest.approx(curve["val/loss"].iloc[0])
+    warnings = [r.getMessage() for r in caplog.records if "no validation ran" in r.getMessage()]
+    assert len(warnings) == 1 and "trainer.max_steps=5" in warnings[0] and "\n" not in warnings[0]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lstm_ablation"):
+        train(make_cfg(*TINY, "trainer.max_steps=7", "trainer.val_check_interval=3", "probe.enabled=false"), tmp_path / "b")
+    steps = pd.read_csv(tmp_path / "b" / "metrics.csv")[["step", "val/loss"]].dropna()["step"].tolist()
+    assert steps == [2, 5, 6]                      # after steps 3 and 6, and the final 7th (0-based log steps)
+    assert not [r for r in caplog.records if "no validation ran" in r.getMessage()]
+
+
+def test_matched_parameters_are_recorded(make_cfg, tmp_path):
+    record = train(make_cfg(*TINY, "cell=rnn", "model.match_params=true", "model.hidden_size=16", "probe.enabled=false"), tmp_path)
+    assert record["hidden_size_reference"] == 16 and record["hidden_size"] > 16
+    vanilla = 4 * (16 * (2 + 16) + 16) + 16 + 1                           # the reference at H = 16
+    assert abs(record["params"] / vanilla - 1) <= 0.02

@@ -178,7 +178,7 @@ def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
 def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
     """2 cells x 3 trials x 2 confirmation seeds; killed after two jobs finished, then the same command again."""
     sweep = tmp_path / "sweep"
-    first = subprocess.Popen([str(BIN / "lstm-ablate"), *tuned(sweep)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen([str(BIN / "lstm-ablate"), *tuned(sweep, "report.after_sweep=true")], cwd=tmp_path, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         while len(list(sweep.glob("*/result.json"))) < 2 and first.poll() is None:
@@ -189,11 +189,11 @@ def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
     before = {p.parent.name: p.read_text() for p in sweep.glob("*/result.json")}
     assert 2 <= len(before) < 10  # killed in the middle
 
-    again = lstm_ablate(*tuned(sweep, "report.after_sweep=true"), cwd=tmp_path)
+    again = lstm_ablate(*tuned(sweep, "report.after_sweep=true"), f"resume={sweep}", cwd=tmp_path)  # the same command, resumed
     assert again.returncode == 0, again.stderr[-3000:]
     for name, text in before.items():  # finished trials were not re-run
         assert (sweep / name / "result.json").read_text() == text
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != "report")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name not in ("report", ".hydra"))
     assert all((sweep / j / "result.json").is_file() for j in jobs)  # the interrupted job's half dir is gone
     records = [json.loads((sweep / j / "result.json").read_text()) for j in jobs]
     for cell in ("vanilla", "no_input_gate"):

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
 ACT_CODES = {"tanh": 0, "sigmoid": 1, "identity": 2}  # enum Act in lstm_fast.cpp
-FORGET_CODES = {"none": 0, "learned": 1, "coupled": 2}  # enum Forget in lstm_fast.cpp
+FORGET_CODES = {"none": 0, "learned": 1, "coupled": 2}  # enum Forget in lstm_fast.cpp (input gate alike)
 
 _ext = None  # the built module, once loaded
 _build_error: str | None = None  # why it could not be built, once that is known
@@ -70,8 +70,24 @@ def extension():
     return _ext
 
 
+def spec_reason(spec) -> str | None:
+    """Why the C++ layer has no code for this cell's equations, or None if it has."""
+    if spec.gate_recurrence:
+        return "FGR's gate recurrence (cell.gate_recurrence) runs in the reference path only"
+    if spec.input_gate_activation == "exp":
+        return "sLSTM's exponential gating (cell.input_gate_activation: exp) runs in the reference path only"
+    if spec.normalised_gates:
+        return "normalised gates (cell.normalised_gates) run in the reference path or the scan only"
+    rec = spec.recurrent_gates
+    if not rec or (rec != spec.gates and rec != ("g",)):
+        return f"recurrent rows {''.join(rec) or 'none'} (cell.gates_read / cell.candidate_read) run in the reference path only"
+    return None
+
+
 def unusable_reason(layer, x: Tensor) -> str | None:
     """Why the fast path cannot run this layer on x, or None if it can."""
+    if (reason := spec_reason(layer.spec)) is not None:
+        return reason
     if x.device.type != "cpu":
         return f"input is on {x.device.type} and the fast layer is CPU-only"
     if x.dtype not in (torch.float32, torch.float64) or layer.weight_hh.dtype != x.dtype:
@@ -95,10 +111,12 @@ def usable(layer, x: Tensor) -> bool:
     return False
 
 
-def variant_flags(spec) -> tuple[bool, int, bool, int, int]:
-    """The CellSpec as the C++ layer reads it: has_i, forget code, has_o, act_g code, act_h code."""
-    return (spec.input_gate == "learned", FORGET_CODES[spec.forget_gate], spec.output_gate == "learned",
-            ACT_CODES[spec.candidate_activation], ACT_CODES[spec.output_activation])
+def variant_flags(spec) -> tuple[int, int, bool, int, int, float, int]:
+    """The CellSpec as the C++ layer reads it: input and forget codes, has_o, act_g and act_h codes,
+    the coupled gate's shift beta, and the first gate row (in units of H) that reads h."""
+    rec_col = 0 if spec.recurrent_gates == spec.gates else spec.gates.index("g")
+    return (FORGET_CODES[spec.input_gate], FORGET_CODES[spec.forget_gate], spec.output_gate == "learned",
+            ACT_CODES[spec.candidate_activation], ACT_CODES[spec.output_activation], float(spec.coupling_shift), rec_col)
 
 
 class LSTMFunction(torch.autograd.Function):

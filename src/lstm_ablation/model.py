@@ -12,21 +12,29 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 from .baselines import BASELINES
 from .layer import LSTMLayer
 from .spec import KINDS, ConfigError, spec_from_config
-from .tasks import Task
+from .stack import Stack
+from .tasks import Task, build_task
 
 
 class Diverged(RuntimeError):
     """Training loss became NaN or infinite."""
 
 
-def build_recurrent(cell: dict, input_size: int, hidden_size: int) -> nn.Module:
-    """The recurrent layer a cell config names: our LSTMLayer for kind lstm, else a baseline."""
+def build_recurrent(cell: dict, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> nn.Module:
+    """The recurrent layer a cell config names: our LSTMLayer for kind lstm, else a baseline; with
+    num_layers > 1 a Stack of them, `dropout` between layers."""
     kind = cell.get("kind", "lstm")
-    if kind == "lstm":
-        return LSTMLayer(spec_from_config(cell), input_size, hidden_size, impl=cell.get("impl", "auto"))
-    if kind in BASELINES:
-        return BASELINES[kind](input_size, hidden_size)
-    raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind not in KINDS:
+        raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
+
+    def one(n_in: int) -> nn.Module:
+        if kind == "lstm":
+            return LSTMLayer(spec_from_config(cell), n_in, hidden_size, impl=cell.get("impl", "auto"))
+        return BASELINES[kind](n_in, hidden_size)
+
+    if num_layers == 1:
+        return one(input_size)
+    return Stack([one(input_size if k == 0 else hidden_size) for k in range(num_layers)], dropout)
 
 
 class TensorBatches(Dataset):
@@ -50,10 +58,18 @@ def batch_loader(x: Tensor, y: Tensor, batch_size: int, shuffle: bool, seed: int
 
 
 class SequenceModel(pl.LightningModule):
-    def __init__(self, layer: nn.Module, task: Task, lr: float):
+    """Built from plain config dicts, which `save_hyperparameters` stores in every checkpoint, so
+    `SequenceModel.load_from_checkpoint(path)` rebuilds the trained model (and its task's data from
+    task["data_seed"]). `data` passes an already generated Task and is not stored."""
+
+    def __init__(self, cell: dict, task: dict, hidden_size: int, lr: float, num_layers: int = 1, dropout: float = 0.0,
+                 data: Task | None = None):
         super().__init__()
-        self.layer, self.task, self.lr = layer, task, lr
-        self.readout = nn.Linear(layer.hidden_size, task.output_size)
+        self.save_hyperparameters(ignore=["data"])
+        task_data = data if data is not None else build_task(task, seed=task["data_seed"])
+        self.layer = build_recurrent(cell, task_data.input_size, hidden_size, num_layers=num_layers, dropout=dropout)
+        self.task, self.lr = task_data, lr
+        self.readout = nn.Linear(self.layer.hidden_size, task_data.output_size)
         self.best: dict[str, float] = {}          # best validation value of each metric so far
         self.best_state: dict[str, Tensor] | None = None  # weights at the best val/loss
 
@@ -96,6 +112,13 @@ class SequenceModel(pl.LightningModule):
                     self.best_state = {k: v.detach().clone() for k, v in self.state_dict().items()}
         for key, value in self.best.items():
             self.log(f"{key}_best", value)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A resumed job must keep its best-so-far values and weights: the test set is scored with them.
+        checkpoint["best"], checkpoint["best_state"] = dict(self.best), self.best_state
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best, self.best_state = dict(checkpoint.get("best", {})), checkpoint.get("best_state")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)

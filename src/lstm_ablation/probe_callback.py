@@ -53,7 +53,14 @@ class GradientProbe(pl.Callback):
     # -- Lightning hooks
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.run_probe(trainer, pl_module)
+        if not self.records:  # a resumed job has its step-0 probe from the checkpoint
+            self.run_probe(trainer, pl_module)
+
+    def state_dict(self) -> dict:  # earlier probes travel in the checkpoint, so a resumed job keeps them
+        return {"records": self.records, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records, self.seconds = list(state["records"]), state["seconds"]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         if trainer.global_step % self.every_n_steps == 0:
@@ -89,6 +96,7 @@ class GradientProbe(pl.Callback):
         last = self.records[-1]
         write_json_atomic(self.path, indent=None, data={
             "format": FORMAT, "labels": self.labels, "layer": type(pl_module.layer).__name__,
+            "num_layers": len(getattr(pl_module.layer, "layers", [pl_module.layer])),  # a Stack's: probes[*].layers
             "gates": sorted(last["gates"]), "has_cell": last["grad_c"] is not None,
             "seq_len": x.shape[1], "batch_size": x.shape[0], "every_n_steps": self.every_n_steps,
             "sat_low": SAT_LOW, "sat_high": SAT_HIGH, "hist_edges": compact(HIST_EDGES.tolist()),

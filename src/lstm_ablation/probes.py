@@ -18,7 +18,15 @@ first step undiminished; -10 means it arrives 10 orders of magnitude smaller.
 
 Gate statistics cover the multiplicative sigmoid gates that exist: LSTM i, f, o (a coupled f = 1 - i
 is reported; a removed gate is absent), GRU r, z; the tanh RNN has none. The candidate g (the block
-input, Greff et al. 2017) is not a gate and has no saturation in this sense.
+input, Greff et al. 2017) is not a gate and has no saturation in this sense. The family of issue 13
+reports the gates as the c update uses them: JANET's coupled i, minLSTM's normalised f' and i', and
+sLSTM's stabilised i' = exp(i~ - m) and f' (both in (0, 1]); sLSTM's c is its stabilised c (c / n is
+what h reads).
+
+A Stack (model.num_layers > 1) is probed layer by layer: layer k re-runs on layer k-1's probed
+outputs (no dropout: the probe is a deterministic measurement), and the gradient is taken w.r.t.
+every layer's states at once. The record's top-level fields are the first layer's (what the report
+plots); `layers` holds every layer's.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from torch import Tensor, nn
 
 from .baselines import TorchRecurrent
 from .layer import LSTMLayer
+from .stack import Stack
 
 SAT_LOW, SAT_HIGH = 0.05, 0.95        # a gate below/above these is saturated: closed / open
 HIST_EDGES = torch.linspace(0, 1, 21)  # gate histograms: 20 bins over [0, 1]
@@ -44,39 +53,18 @@ class Unrolled:
 
 # ---------------------------------------------------------------------------- step loops
 
-def lstm_layer_gates(layer: LSTMLayer, z: Tensor, c_prev: Tensor, c: Tensor) -> dict[str, Tensor]:
-    """The sigmoid gates of LSTMLayer.cell, recomputed from its pre-activations z (..., G*H); c (..., H)."""
-    spec, peep = layer.spec, layer.peephole_weights()
-    pre = {name: z[..., rows] for name, rows in layer.gate_slices().items()}
-    gates = {}
-    if "i" in pre:
-        gates["i"] = torch.sigmoid(pre["i"] + peep["i"] * c_prev if "i" in peep else pre["i"])
-    if spec.forget_gate == "coupled":
-        gates["f"] = 1 - gates["i"]
-    elif "f" in pre:
-        gates["f"] = torch.sigmoid(pre["f"] + peep["f"] * c_prev if "f" in peep else pre["f"])
-    if "o" in pre:  # the output peephole looks at the new cell state c_t
-        gates["o"] = torch.sigmoid(pre["o"] + peep["o"] * c if "o" in peep else pre["o"])
-    return gates
-
-
 def unroll_lstm_layer(layer: LSTMLayer, x: Tensor) -> Unrolled:
-    """State updates come from layer.cell itself, so the gradient path is the layer's own equations."""
-    B, T, _ = x.shape
-    h = c = x.new_zeros(B, layer.hidden_size)
+    """State updates come from layer.cell itself, so the gradient path is the layer's own equations
+    (minLSTM too: its step-by-step loop, which equals the scan it trains with)."""
+    state = layer.initial_state(x)
     xw = (x @ layer.weight_ih.t() + layer.bias).unbind(1)      # T x (B, G*H)
-    hs, cs, zs = [], [], []
-    for t in range(T):
-        z = xw[t] + h @ layer.weight_hh.t()                     # (B, G*H)
-        h, c = layer.cell(z, c)
-        hs.append(h)
-        cs.append(c)
-        zs.append(z.detach())
-    with torch.no_grad():  # gates for all steps at once, outside the loop: (T, B, H) each
-        c_all = torch.stack(cs).detach()
-        c_prev = torch.cat([torch.zeros_like(c_all[:1]), c_all[:-1]])
-        gates = lstm_layer_gates(layer, torch.stack(zs), c_prev, c_all)
-    return Unrolled(hs, cs, gates)
+    hs, cs, gates = [], [], []
+    for xw_t in xw:
+        state, g = layer.cell(layer.preactivations(xw_t, state), state)
+        hs.append(state[0])
+        cs.append(state[1])
+        gates.append({k: v.detach() for k, v in g.items()})
+    return Unrolled(hs, cs, stack_gates(gates))
 
 
 def torch_weights(module: nn.RNNBase) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -130,7 +118,7 @@ def stack_gates(per_step: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 
 def unroll(layer: nn.Module, x: Tensor) -> Unrolled:
-    """Any recurrent layer of this project (LSTMLayer or a TorchRecurrent baseline) on x (B, T, I)."""
+    """Any single recurrent layer of this project (LSTMLayer or a TorchRecurrent baseline) on x (B, T, I)."""
     if isinstance(layer, LSTMLayer):
         return unroll_lstm_layer(layer, x)
     if isinstance(layer, TorchRecurrent):
@@ -141,23 +129,36 @@ def unroll(layer: nn.Module, x: Tensor) -> Unrolled:
 # ---------------------------------------------------------------------------- gradients
 
 def gradient_flow(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Unrolled, Tensor, Tensor, Tensor | None]:
-    """The model's task loss on (x, y) and its total gradient w.r.t. every state.
+    """The model's task loss on (x, y) and its total gradient w.r.t. every state of its first layer.
 
     model: anything with .layer, .readout and .task (SequenceModel). Returns the unrolled states,
     the loss, dL/dh (T, B, H) and dL/dc (T, B, H) or None. No parameter's .grad is touched.
     """
+    loss, layers = gradient_flow_layers(model, x, y)
+    return layers[0][0], loss, layers[0][1], layers[0][2]
+
+
+def gradient_flow_layers(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, list[tuple[Unrolled, Tensor, Tensor | None]]]:
+    """gradient_flow for every layer of a Stack (one entry for a single layer): the loss and, per
+    layer, (unrolled states, dL/dh (T, B, H), dL/dc (T, B, H) or None)."""
+    layers = model.layer.layers if isinstance(model.layer, Stack) else [model.layer]
     with torch.enable_grad():
-        u = unroll(model.layer, x)
-        out = torch.stack(u.h, dim=1)                           # (B, T, H)
-        pred = model.readout(out[:, -1] if model.task.readout == "last" else out)
+        unrolled, inp = [], x
+        for layer in layers:
+            unrolled.append(unroll(layer, inp))
+            inp = torch.stack(unrolled[-1].h, dim=1)           # (B, T, H): the next layer's input
+        pred = model.readout(inp[:, -1] if model.task.readout == "last" else inp)
         loss = model.task.loss(pred, y)
-        states = u.h + (u.c or [])
+        states = [s for u in unrolled for s in u.h + (u.c or [])]
         grads = torch.autograd.grad(loss, states, allow_unused=True)
     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grads)]
-    T = len(u.h)
-    grad_h = torch.stack(grads[:T])
-    grad_c = torch.stack(grads[T:]) if u.c is not None else None
-    return u, loss.detach(), grad_h, grad_c
+    result, k = [], 0
+    for u in unrolled:
+        T, n = len(u.h), len(u.h) + len(u.c or [])
+        mine = grads[k:k + n]
+        k += n
+        result.append((u, torch.stack(mine[:T]), torch.stack(mine[T:]) if u.c is not None else None))
+    return loss.detach(), result
 
 
 def per_step_norm(v: Tensor) -> Tensor:
@@ -187,10 +188,18 @@ def probe(model: nn.Module, x: Tensor, y: Tensor) -> dict:
     Keys: loss; grad_h, grad_h_ratio (T,) and grad_c, grad_c_ratio (T,) or None; cell_abs_mean,
     cell_abs_max (T,) or None; gates {name: {mean, sat_low, sat_high (T,), hist (20,)}};
     summary {grad_h_log10_ratio, grad_c_log10_ratio, cell_abs_max, gate_<g>_mean/_sat_low/_sat_high, loss}.
+    These are the first layer's; a Stack adds `layers`, the same keys (but loss) for every layer.
     """
-    u, loss, grad_h, grad_c = gradient_flow(model, x, y)
-    record: dict = {"loss": float(loss)}
-    summary: dict = {"loss": float(loss)}
+    loss, layers = gradient_flow_layers(model, x, y)
+    records = [layer_record(float(loss), *layer) for layer in layers]
+    if len(records) > 1:
+        records[0]["layers"] = [{k: v for k, v in r.items() if k != "loss"} for r in records]
+    return records[0]
+
+
+def layer_record(loss: float, u: Unrolled, grad_h: Tensor, grad_c: Tensor | None) -> dict:
+    record: dict = {"loss": loss}
+    summary: dict = {"loss": loss}
     for name, grad in (("grad_h", grad_h), ("grad_c", grad_c)):
         if grad is None:
             record[name] = record[f"{name}_ratio"] = None

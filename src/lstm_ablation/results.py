@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "result.json"
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed", "interrupted")
 REQUIRED = ("status", "cell", "task", "seed", "metrics", "baseline", "params", "duration_s", "git", "config")
 
 

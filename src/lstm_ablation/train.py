@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,8 +28,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .config_check import check_config, unknown_key
+from .expectations import parse as parse_expectations
 from .results import flatten, write_result
-from .spec import KINDS, ConfigError, available_variants, spec_from_config
+from .resume import JobInterrupted
+from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
+from .sweep import SweepError, check_start, lock, planned_jobs, previous_record, summary
 
 log = logging.getLogger("lstm_ablation")
 CONF = "pkg://lstm_ablation.conf"
@@ -35,6 +41,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 # Cached in the config itself, so every job of a sweep (even on another SLURM node) sees the same
 # value: two sweeps started in the same second still get different directories.
 OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
+OmegaConf.register_new_resolver("or", lambda a, b: a if a is not None else b, replace=True)  # resume= or a fresh dir
 
 
 # ---------------------------------------------------------------------------- validation
@@ -56,6 +63,9 @@ def validate(cfg: DictConfig) -> None:
 
     checks = {
         "model.hidden_size": (cfg.model.hidden_size, "a positive integer", positive_int),
+        "model.num_layers": (cfg.model.num_layers, "a positive integer", positive_int),
+        "model.dropout": (cfg.model.dropout, "a number in [0, 1)",
+                          lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
         "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or positive_int(v)),
         "optim.batch_size": (cfg.optim.batch_size, "a positive integer", positive_int),
         "optim.lr": (cfg.optim.lr, "a positive number", lambda v: isinstance(v, (int, float)) and v > 0 and math.isfinite(v)),
@@ -67,6 +77,15 @@ def validate(cfg: DictConfig) -> None:
     for field, (value, allowed, ok) in checks.items():
         if not ok(value):
             raise ConfigError(f"{field}: got {value!r}; allowed: {allowed}")
+    parse_expectations(OmegaConf.to_container(cfg.report, resolve=True).get("expectations"))
+    match = cfg.model.get("match_params", False)
+    if not isinstance(match, bool):
+        raise ConfigError(f"model.match_params: got {match!r}; allowed: true, false")
+    if match and cfg.report.reference not in available_variants():
+        raise ConfigError(f"report.reference: unknown cell {cfg.report.reference!r} (model.match_params matches "
+                          f"parameter counts to it); allowed: {', '.join(available_variants())}")
+    # unknown keys, seed/impl/trainer values, checkpoint.keep, and a memory bound (config_check.py)
+    check_config(OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True))
 
 
 # ---------------------------------------------------------------------------- the job
@@ -81,17 +100,26 @@ def git_state() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
-def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict):
+class WandbStartFailed(RuntimeError):
+    """wandb.init raised; the job is recorded as failed with this one line."""
+
+
+def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id: str | None = None):
     if cfg.wandb.mode == "disabled":
         return None
     import wandb
 
-    run = wandb.init(
-        project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
-        group=group, job_type=cfg.cell.name, tags=[cfg.cell.name, cfg.task.name],
-        name=f"{cfg.cell.name}-{cfg.task.name}-s{cfg.seed}", config=flatten(config),
-        settings=wandb.Settings(silent=True, console="off"),
-    )
+    # A resumed job continues its W&B run (same id) instead of starting a second one.
+    try:
+        run = wandb.init(id=run_id, resume="allow" if run_id else None,
+            project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
+            group=group, job_type=cfg.cell.name, tags=[cfg.cell.name, cfg.task.name],
+            name=f"{cfg.cell.name}-{cfg.task.name}-s{cfg.seed}", config=flatten(config),
+            settings=wandb.Settings(silent=True, console="off"),
+        )
+    except Exception as e:  # noqa: BLE001 -- e.g. online without a key: the job's failure, in one line
+        raise WandbStartFailed(f"wandb.mode={cfg.wandb.mode}: W&B did not start ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())}); allowed: offline, disabled, or online after `wandb login`") from None
     # The dashboard's run table shows each metric's summary: best validation, not the last value.
     run.define_metric("val/loss", summary="min")
     run.define_metric("val/accuracy", summary="max")
@@ -109,8 +137,12 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     import torch
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
-    from .model import Diverged, SequenceModel, batch_loader, build_recurrent
+    from .checkpointing import AtomicCheckpointIO, model_checkpoint, prune, resumable
+    from .final_validation import FinalValidation
+    from .model import Diverged, SequenceModel, batch_loader
+    from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
+    from .resume import RNGState, SignalGuard, resumable_loader, wandb_run_id
     from .tasks import build_task
 
     run_dir = Path(run_dir)
@@ -120,24 +152,34 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     warnings.filterwarnings("ignore", message=".*(directory .* exists and is not empty|LeafSpec|does not have many workers).*")
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
+    config.pop("resume", None)  # where a sweep continues is not a setting of the job
     record: dict[str, Any] = {
         "status": "failed", "cell": cfg.cell.name, "short": cfg.cell.get("short"), "change": cfg.cell.get("change"),
-        "task": cfg.task.name, "seed": cfg.seed, "metrics": {}, "baseline": None, "params": None,
+        "task": cfg.task.name, "seed": cfg.seed, "metrics": {}, "baseline": None, "params": None, "steps": None,
         "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
     }
     start = time.perf_counter()
-    run = start_wandb(cfg, run_dir, group or cfg.name, config)
+    run = model = trainer = interrupted = None
+    signals = SignalGuard().start()
     try:
+        checkpoint = resumable(run_dir)  # None, or the checked last.ckpt of an earlier attempt
+        run = start_wandb(cfg, run_dir, group or cfg.name, config, run_id=wandb_run_id(run_dir))
         if cfg.num_threads:  # small cells are faster on 1 thread; parallel jobs should not oversubscribe
             torch.set_num_threads(cfg.num_threads)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         task = build_task(config["task"], seed=cfg.task.data_seed)
         record.update(baseline=task.baseline, metric=task.metric, higher_is_better=task.higher_is_better,
                       solved_threshold=task.solved_threshold)
-        layer = build_recurrent(config["cell"], task.input_size, cfg.model.hidden_size)
-        model = SequenceModel(layer, task, lr=cfg.optim.lr)
+        hidden_size = cfg.model.hidden_size
+        if cfg.model.get("match_params", False):  # same parameter count as the reference at model.hidden_size
+            hidden_size = matched_hidden_size(config["cell"], variant_config(cfg.report.reference), task.input_size,
+                                              task.output_size, cfg.model.hidden_size, num_layers=cfg.model.num_layers)
+            record["hidden_size_reference"] = cfg.model.hidden_size
+        record["hidden_size"] = hidden_size
+        model = SequenceModel(config["cell"], config["task"], hidden_size, cfg.optim.lr,
+                              num_layers=cfg.model.num_layers, dropout=cfg.model.dropout, data=task)
         record["params"] = sum(p.numel() for p in model.parameters())
-        record["params_recurrent"] = sum(p.numel() for p in layer.parameters())
+        record["params_recurrent"] = sum(p.numel() for p in model.layer.parameters())
         if run is not None:
             run.summary.update({"params": record["params"], "baseline": task.baseline})
 
@@ -148,12 +190,19 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         px, py = (t[: cfg.probe.batch_size] for t in task.splits["val"])
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
-        trainer = pl.Trainer(**config["trainer"], logger=loggers, callbacks=[probe], default_root_dir=run_dir)
-        x, y = task.splits["train"]
-        train_loader = batch_loader(x, y, cfg.optim.batch_size, shuffle=True, seed=cfg.seed)
+        trainer = pl.Trainer(**config["trainer"], logger=loggers,
+                             callbacks=[probe, model_checkpoint(run_dir), RNGState(), FinalValidation()],
+                             plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
+        # A resumed job draws the batches an uninterrupted one draws from the same step on.
+        position = checkpoint["global_step"] * trainer.accumulate_grad_batches if checkpoint else 0
+        train_loader = resumable_loader(*task.splits["train"], cfg.optim.batch_size, seed=cfg.seed, position=position)
         eval_size = max(cfg.optim.batch_size, 1024)
         val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
-        trainer.fit(model, train_loader, val_loader)
+        if checkpoint:
+            record["resumed_from_step"] = checkpoint["global_step"]
+            log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
+        trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
+        del checkpoint
         if model.best_state is not None:  # test the weights that scored best on validation
             model.load_state_dict(model.best_state)
         tested = trainer.test(model, batch_loader(*task.splits["test"], eval_size, shuffle=False), verbose=False)[0]
@@ -162,17 +211,30 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record["status"] = "completed"
     except Diverged as e:
         record.update(status="diverged", error=str(e))
+    except JobInterrupted as e:  # recorded, then raised again: the process must stop and say so
+        record.update(status="interrupted", error=f"interrupted by {e} (resumable from its last checkpoint)")
+        interrupted = e
     except Exception as e:  # noqa: BLE001 -- any crash becomes a record; the sweep goes on
         record.update(status="failed", error=f"{type(e).__name__}: {e}")
-        log.error("job failed:\n%s", traceback.format_exc())
+        log.error("job failed: %s", e) if isinstance(e, WandbStartFailed) else log.error("job failed:\n%s", traceback.format_exc())
+    finally:
+        signals.hold()  # a second signal now would only cut the record short
+    if record["status"] != "completed" and model is not None:  # keep what the job reached
+        record["metrics"] = {f"{k}_best": v for k, v in model.best.items()}
+        record["steps"] = trainer.global_step if trainer is not None else None
+    if record["status"] in ("completed", "diverged"):
+        prune(run_dir, cfg.checkpoint.keep)
     record["duration_s"] = round(time.perf_counter() - start, 3)
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
-        keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "steps", "duration_s")
+        keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
         run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
     log.info("%s %s seed=%s: %s %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"])
+    signals.stop()
+    if interrupted is not None or signals.pending is not None:
+        raise interrupted or JobInterrupted(signals.pending)
     return record
 
 
@@ -203,6 +265,21 @@ class ValidateSweep(Callback):
                     fail(f"{e} (job {' '.join(job)})")
                 except HydraException as e:
                     fail(f"{' '.join(str(e).split())} (job {' '.join(job)})")
+        try:  # only now, with every job valid, does the sweep dir come into being
+            lock(check_start(config), warn=lambda line: log.warning("sweep: %s", line))
+        except SweepError as e:
+            fail(str(e))
+
+
+class SweepSummary(Callback):
+    """When a multirun ends: one line of what its jobs reached; non-zero exit unless each has a result."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        jobs = planned_jobs(config)
+        line, ok = summary(Path(config.hydra.sweep.dir), len(jobs) if jobs is not None else None)
+        print(line, file=sys.stderr, flush=True)
+        if not ok:
+            raise SystemExit(1)
 
 
 class ReportAfterSweep(Callback):
@@ -233,12 +310,29 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         validate(cfg)
     except ConfigError as e:
-        if not multirun:  # a single run's directory holds only Hydra's own files yet: leave nothing
+        if not multirun and cfg.get("resume") is None:  # a fresh single run's directory holds only Hydra's own files yet: leave nothing
             logging.shutdown()
             shutil.rmtree(run_dir, ignore_errors=True)
         fail(str(e))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("resume", None)
+    try:  # a resumed sweep (or single job) skips what already has its result
+        previous = previous_record(run_dir, config)
+    except SweepError as e:
+        fail(str(e))
+    if previous is not None:
+        log.info("%s: already %s; skipped", run_dir, previous["status"])
+        return
     group = cfg.wandb.group or f"{cfg.name}/{Path(hc.sweep.dir).name if multirun else run_dir.name}"
-    record = train(cfg, run_dir, group)
+    try:
+        record = train(cfg, run_dir, group)
+    except JobInterrupted as e:
+        again = shlex.join(["lstm-ablate", *(a for a in sys.argv[1:] if not a.startswith("resume="))])
+        where = Path(hc.sweep.dir) if multirun else run_dir
+        line = summary(where, None)[0] + "; " if multirun else ""
+        print(f"lstm-ablate: interrupted by {e} in {run_dir}; {line}continue with: {again} resume={where}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + e.signum) from None
     if record["status"] == "failed" and not multirun:
         raise SystemExit(1)
     from .tune import objective
@@ -258,8 +352,40 @@ def check_group_choices(argv: list[str]) -> None:
                     fail(f"{key}: unknown {key} {name!r}; allowed: {', '.join(choices[key])}")
 
 
+def check_overrides(argv: list[str]) -> None:
+    """Compose what the command asks for in-process (a sweep: its first job) before Hydra starts:
+    Hydra's own multi-line errors (a typo without `+`, a malformed override) become one line, and a
+    single run is validated before Hydra creates its directory. Commands with other flags skip this."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in overrides):
+        return
+    try:
+        first = []
+        for override in OverridesParser.create().parse_overrides(overrides):
+            value = next(iter(override.sweep_string_iterator())) if override.is_sweep_override() else None
+            first.append(override.input_line if value is None else f"{override.input_line.partition('=')[0]}={value}")
+        with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+            cfg = compose("config", overrides=first)
+    except HydraException as e:
+        typo = re.match(r"Could not override '((?!task\.|hydra\.)[^']+)'", str(e))  # a key the config lacks, given without +
+        fail(unknown_key(typo.group(1)) + f"; a new key needs +{typo.group(1)}=" if typo else " ".join(str(e).split()))
+    except Exception:  # noqa: BLE001 -- a sweep syntax this cannot expand: Hydra checks it itself
+        return
+    if not multirun:
+        try:
+            validate(cfg)
+        except ConfigError as e:
+            fail(str(e))
+
+
 def main() -> None:
     check_group_choices(sys.argv[1:])
+    check_overrides(sys.argv[1:])
     # hydra/sweeper=tune: Hydra finds plugins by scanning hydra_plugins, which an editable install hides
     from hydra.core.plugins import Plugins
     from hydra_plugins.lstm_ablation_tune import TuneSweeper

@@ -117,7 +117,8 @@ def parse_space(space: Any) -> dict[str, Any]:
 def applies(key: str, cfg: DictConfig) -> bool:
     """Whether a parameter exists for this job: a cell without an input gate has no b_i to tune."""
     if key in BIAS_GATES:
-        return cfg.cell.get("kind", "lstm") == "lstm" and cfg.cell.get(BIAS_GATES[key]) == "learned"
+        return (cfg.cell.get("kind", "lstm") == "lstm" and cfg.cell.get(BIAS_GATES[key]) == "learned"
+                and key.split(".", 1)[1] in cfg.cell)
     return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
 
 

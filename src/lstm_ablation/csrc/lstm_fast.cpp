@@ -7,6 +7,10 @@
 //           dh_{t-1} = dz_t W_hh (one GEMM). dW_hh, dW_ih, db and dx are single GEMMs or
 //           reductions over all T*B rows of dZ afterwards.
 //
+// Issue 13 adds a coupled input gate (JANET: i = 1 - sigmoid(s_f - beta)), the shift beta of any
+// coupled gate (CIFG: f = 1 - sigmoid(s_i - beta)), and gates that read only x_t (gates_read:
+// input): then W_hh has only the candidate's rows and the recurrent GEMM writes only its columns.
+//
 // The variant travels as flags (Variant below); the pointwise code branches on them outside
 // its inner loops, so each inner loop is branch-free and vectorises. Loops walk raw pointers
 // (never Z[t]-style indexing of a saved tensor inside the autograd graph, which would make
@@ -24,20 +28,23 @@
 namespace {
 
 enum Act : int64_t { TANH = 0, SIGMOID = 1, IDENTITY = 2 };
-enum Forget : int64_t { F_NONE = 0, F_LEARNED = 1, F_COUPLED = 2 };
+enum Forget : int64_t { F_NONE = 0, F_LEARNED = 1, F_COUPLED = 2 };  // also the input gate's codes
 
 struct Variant {
-  bool has_i, has_o, peep;
-  int64_t forget, act_g, act_h;
+  bool has_i, has_o, peep;  // has_i: i has its own rows (learned)
+  int64_t input, forget, act_g, act_h;
+  double beta;  // shift of the coupled gate: 1 - sigmoid(s - beta)
   // Column offset (in units of H) of each gate's rows in z; -1 when the gate has no weights.
   int64_t col_i, col_f, col_g, col_o;
   // Row of each gate in the peephole matrix (P, H); -1 when it has none.
   int64_t peep_i, peep_f, peep_o;
 };
 
-Variant make_variant(bool has_i, int64_t forget, bool has_o, int64_t act_g, int64_t act_h, bool peep) {
-  TORCH_CHECK(forget != F_COUPLED || has_i, "lstm_fast: coupled forget gate needs an input gate");
-  Variant v{has_i, has_o, peep, forget, act_g, act_h, -1, -1, -1, -1, -1, -1, -1};
+Variant make_variant(int64_t input, int64_t forget, bool has_o, int64_t act_g, int64_t act_h, double beta, bool peep) {
+  TORCH_CHECK(forget != F_COUPLED || input == F_LEARNED, "lstm_fast: coupled forget gate needs a learned input gate");
+  TORCH_CHECK(input != F_COUPLED || forget == F_LEARNED, "lstm_fast: coupled input gate needs a learned forget gate");
+  const bool has_i = input == F_LEARNED;
+  Variant v{has_i, has_o, peep, input, forget, act_g, act_h, beta, -1, -1, -1, -1, -1, -1, -1};
   int64_t col = 0, row = 0;  // rows in nn.LSTM order i, f, g, o; peepholes on learned sigmoid gates
   if (has_i) { v.col_i = col++; if (peep) v.peep_i = row++; }
   if (forget == F_LEARNED) { v.col_f = col++; if (peep) v.peep_f = row++; }
@@ -62,6 +69,12 @@ template <typename T> inline Vec<T> activate_grad(int64_t act, const Vec<T>& y) 
   return act == TANH ? Vec<T>(1) - y * y : act == SIGMOID ? y * (Vec<T>(1) - y) : Vec<T>(1);
 }
 
+// The coupled gate's sigmoid(s - beta), from its partner's saved a = sigmoid(s):
+// sigmoid(s - beta) = a / (a + (1 - a) e^beta); at beta = 0 it is a itself.
+template <typename T> inline Vec<T> shifted(const Vec<T>& a, T e_beta) {
+  return e_beta == T(1) ? a : a / (a + (Vec<T>(1) - a) * Vec<T>(e_beta));
+}
+
 // Walks a row of n elements in vector-width chunks; the last chunk may be partial (count < width).
 template <typename T, typename F> inline void for_chunks(int64_t n, const F& body) {
   constexpr int64_t W = Vec<T>::size();
@@ -81,13 +94,15 @@ void forward_row(const Variant& v, int64_t H, T* z, const T* cp, T* c, T* h, con
                  const T* po) {
   T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
   const Vec<T> one(1);
+  const T e_beta = static_cast<T>(std::exp(v.beta));
   for_chunks<T>(H, [&](int64_t j, int64_t k) {
     auto ld = [&](const T* p) { return Vec<T>::loadu(p + j, k); };
     const Vec<T> c_prev = ld(cp);
     Vec<T> i = one, f = one, o = one;
     if (v.has_i) (i = sigmoid(ld(zi) + ld(pi) * c_prev)).store(zi + j, k);
     if (v.forget == F_LEARNED) (f = sigmoid(ld(zf) + ld(pf) * c_prev)).store(zf + j, k);
-    if (v.forget == F_COUPLED) f = one - i;
+    if (v.forget == F_COUPLED) f = one - shifted(i, e_beta);
+    if (v.input == F_COUPLED) i = one - shifted(f, e_beta);
     const Vec<T> g = activate(v.act_g, ld(zg));
     g.store(zg + j, k);
     const Vec<T> c_t = f * c_prev + i * g;
@@ -107,12 +122,16 @@ void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, c
   const T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
   T *dzi = dz + v.col_i * H, *dzf = dz + v.col_f * H, *dzg = dz + v.col_g * H, *dzo = dz + v.col_o * H;
   const Vec<T> one(1), zero(0);
+  const T e_beta = static_cast<T>(std::exp(v.beta));
   for_chunks<T>(H, [&](int64_t j, int64_t k) {
     auto ld = [&](const T* p) { return Vec<T>::loadu(p + j, k); };
     auto add_to = [&](T* p, const Vec<T>& x) { (ld(p) + x).store(p + j, k); };
     const Vec<T> c_prev = ld(cp), c_t = ld(c), g = ld(zg);
-    const Vec<T> i = v.has_i ? ld(zi) : one, o = v.has_o ? ld(zo) : one;
-    const Vec<T> f = v.forget == F_LEARNED ? ld(zf) : v.forget == F_COUPLED ? one - i : one;
+    const Vec<T> o = v.has_o ? ld(zo) : one;
+    // u: sigmoid(s - beta) of the coupled gate's partner; the coupled gate is 1 - u.
+    const Vec<T> u = v.forget == F_COUPLED ? shifted(ld(zi), e_beta) : v.input == F_COUPLED ? shifted(ld(zf), e_beta) : zero;
+    const Vec<T> i = v.has_i ? ld(zi) : v.input == F_COUPLED ? one - u : one;
+    const Vec<T> f = v.forget == F_LEARNED ? ld(zf) : v.forget == F_COUPLED ? one - u : one;
     const Vec<T> dh = go ? ld(go) + ld(dh_rec) : ld(dh_rec);
     // h = o * a(c_t), o = sigmoid(. + p_o * c_t)
     const Vec<T> a = activate(v.act_h, c_t);
@@ -126,14 +145,17 @@ void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, c
     // c_t = f * c_{t-1} + i * g; i, f = sigmoid(. + p * c_{t-1}); coupled: f = 1 - i
     (dc_t * i * activate_grad(v.act_g, g)).store(dzg + j, k);
     Vec<T> dc_prev = dc_t * f;
+    // d(1 - u)/ds = -u (1 - u): the coupled gate's share of its partner's pre-activation gradient
     if (v.has_i) {
-      const Vec<T> dzi_ = dc_t * (v.forget == F_COUPLED ? g - c_prev : g) * i * (one - i);
+      Vec<T> dzi_ = dc_t * g * i * (one - i);
+      if (v.forget == F_COUPLED) dzi_ = dzi_ - dc_t * c_prev * u * (one - u);
       dzi_.store(dzi + j, k);
       dc_prev = dc_prev + dzi_ * ld(pi);
       if (gpi) add_to(gpi, dzi_ * c_prev);
     }
     if (v.forget == F_LEARNED) {
-      const Vec<T> dzf_ = dc_t * c_prev * f * (one - f);
+      Vec<T> dzf_ = dc_t * c_prev * f * (one - f);
+      if (v.input == F_COUPLED) dzf_ = dzf_ - dc_t * g * u * (one - u);
       dzf_.store(dzf + j, k);
       dc_prev = dc_prev + dzf_ * ld(pf);
       if (gpf) add_to(gpf, dzf_ * c_prev);
@@ -152,17 +174,21 @@ at::Tensor peephole_row(const c10::optional<at::Tensor>& peephole, int64_t row, 
 
 }  // namespace
 
-// x (B, T, I); h0, c0 (B, H); w_ih (G*H, I); w_hh (G*H, H); bias (G*H,); peephole (P, H) or None.
+// x (B, T, I); h0, c0 (B, H); w_ih (G*H, I); w_hh (R*H, H); bias (G*H,); peephole (P, H) or None.
+// w_hh's R gate rows add to the R*H columns of z from rec_col * H on: all G gates, or (gates_read:
+// input) only the candidate's.
 // Returns out (B, T, H), h_T, c_T (B, H) and, when save, Z (T, B, G*H) activated gates and
 // C (T, B, H) cell states for backward.
 std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_, const at::Tensor& c0_,
                                      const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
-                                     const c10::optional<at::Tensor>& peephole, bool has_i, int64_t forget,
-                                     bool has_o, int64_t act_g, int64_t act_h, bool save) {
-  const Variant v = make_variant(has_i, forget, has_o, act_g, act_h, peephole.has_value());
-  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_hh.size(0);
+                                     const c10::optional<at::Tensor>& peephole, int64_t input, int64_t forget,
+                                     bool has_o, int64_t act_g, int64_t act_h, double beta, int64_t rec_col,
+                                     bool save) {
+  const Variant v = make_variant(input, forget, has_o, act_g, act_h, beta, peephole.has_value());
+  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_ih.size(0);
   TORCH_CHECK(T >= 1, "lstm_fast: need at least one time step");
   TORCH_CHECK(GH == (v.has_i + (v.forget == F_LEARNED) + 1 + v.has_o) * H, "lstm_fast: weight rows do not match the variant");
+  TORCH_CHECK(w_hh.size(0) > 0 && rec_col * H + w_hh.size(0) <= GH, "lstm_fast: recurrent rows outside the gates");
   at::Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
   at::Tensor x_tm = x.transpose(0, 1).contiguous().view({T * B, I});
   at::Tensor Z = at::addmm(bias, x_tm, w_ih.t()).view({T, B, GH});  // x_t W_ih^T + b for all t
@@ -179,7 +205,8 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
     scalar_t* out_p = out.data_ptr<scalar_t>();
     scalar_t* C_p = C.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
-      z_steps[t].addmm_(t == 0 ? h0 : h_steps[t - 1], w_hh_t);  // z_t = x_t W_ih^T + b + h_{t-1} W_hh^T
+      // z_t = x_t W_ih^T + b + h_{t-1} W_hh^T, on the columns that read h
+      z_steps[t].narrow(1, rec_col * H, w_hh.size(0)).addmm_(t == 0 ? h0 : h_steps[t - 1], w_hh_t);
       scalar_t* z = z_steps[t].data_ptr<scalar_t>();
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (save ? t - 1 : (t - 1) % 2) * B * H;
       scalar_t* c = C_p + (save ? t : t % 2) * B * H;
@@ -202,10 +229,10 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
                                       const at::Tensor& h0_, const at::Tensor& c0_, const at::Tensor& w_ih,
                                       const at::Tensor& w_hh, const c10::optional<at::Tensor>& peephole,
                                       const at::Tensor& out, const at::Tensor& Z, const at::Tensor& C,
-                                      bool has_i, int64_t forget, bool has_o, int64_t act_g, int64_t act_h,
-                                      bool need_dx) {
-  const Variant v = make_variant(has_i, forget, has_o, act_g, act_h, peephole.has_value());
-  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_hh.size(0);
+                                      int64_t input, int64_t forget, bool has_o, int64_t act_g, int64_t act_h,
+                                      double beta, int64_t rec_col, bool need_dx) {
+  const Variant v = make_variant(input, forget, has_o, act_g, act_h, beta, peephole.has_value());
+  const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_ih.size(0), RH = w_hh.size(0);
   at::Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
   // Rows of grad_out are read in place when their inner stride is 1; otherwise (y.sum() gives an
   // expanded one) each step's (B, H) slice is copied into go_step, never the whole (B, T, H).
@@ -257,7 +284,7 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
       });
       for (int64_t n = 0; n < n_threads; ++n)
         for (int64_t k = 0; k < P * H; ++k) acc[k] += step_acc[n * P * H + k];
-      at::mm_out(dh_rec, dz_steps[t], w_hh);  // dL/dh_{t-1} through z_t
+      at::mm_out(dh_rec, dz_steps[t].narrow(1, rec_col * H, RH), w_hh);  // dL/dh_{t-1} through z_t
     }
     if (P) dpeep = at::from_blob(acc.data(), {P, H}, at::kDouble).to(x.scalar_type(), false, /*copy=*/true);
   });
@@ -265,7 +292,7 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
   at::Tensor dZ2 = dZ.view({T * B, GH});
   at::Tensor h_prev = at::cat({h0.unsqueeze(0), out.narrow(1, 0, T - 1).transpose(0, 1)}, 0).view({T * B, H});
   at::Tensor x_tm = x.transpose(0, 1).contiguous().view({T * B, I});
-  at::Tensor dw_hh = dZ2.t().mm(h_prev);
+  at::Tensor dw_hh = dZ2.narrow(1, rec_col * H, RH).t().mm(h_prev);
   at::Tensor dw_ih = dZ2.t().mm(x_tm);
   at::Tensor db = dZ2.sum(0);
   at::Tensor dx = need_dx ? dZ2.mm(w_ih).view({T, B, I}).transpose(0, 1) : at::Tensor();

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import render
+from . import literature, render
 from .collect import Collection, ReportError, collect_local
 
 RUNS_FILE, CURVES_FILE, META_FILE = "results.csv", "curves.csv", "report.json"
@@ -24,6 +24,11 @@ GRAD_CURVES_FILE, GRAD_SUMMARY_FILE = "gradient_curves.csv", "gradient_summary.c
 GRAD_CURVE_COLUMNS = ("run_dir", "cell", "task", "seed", "step", "final", "t", "grad_h", "grad_h_ratio",
                       "grad_c", "grad_c_ratio", "cell_abs_mean", "cell_abs_max")
 BOOL_COLUMNS = ("higher_is_better", "git_dirty")
+EXPECTATIONS_FILE = "expectations.csv"  # derived: each published expectation beside what was found
+EXPECTATIONS_COLUMN = "config.report.expectations"  # each run's resolved study config carries them
+# Everything a report writes; any other file in a report dir is the user's and survives a rebuild.
+REPORT_NAMES = DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, "summary.csv", EXPECTATIONS_FILE, "README.md", "tables.tex", "plots")
+NUMERIC_COLUMNS = ("seed", "value", "baseline", "solved_threshold", "params", "steps", "duration_s")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -51,11 +56,14 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     curves = pd.read_csv(data_dir / CURVES_FILE)
     summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
     write_csv(summary, target / "summary.csv")
+    expectations = literature.evaluate(meta.get("expectations") or [], summary, runs, meta["alpha"])
+    if len(expectations):
+        write_csv(expectations, target / EXPECTATIONS_FILE)
     images: dict = {}
     if plots and meta.get("plots", True):
         from .plots import draw_all
         images = draw_all(runs, curves, summary, meta, target)
-    text = render.readme(meta, summary, runs, images)
+    text = render.readme(meta, summary, runs, images, expectations)
     if trials is not None:
         text = tuning.mark(text, trials, runs, list(summary["task_label"].unique()))
         text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True))
@@ -125,13 +133,17 @@ def replace_dir(build: Path, out_dir: Path) -> None:
 
 
 def build_into(out_dir: Path, fill) -> Path:
-    """Run fill(tmp_dir) in a sibling temp dir, then swap it in; on any error leave out_dir untouched."""
+    """Run fill(tmp_dir) in a sibling temp dir, then swap it in; on any error leave out_dir untouched.
+    Files in out_dir that no report writes (a user's notes) are copied into the new build first."""
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
         fill(tmp)
+        for path in sorted(out_dir.iterdir()) if out_dir.is_dir() else []:
+            if path.name not in REPORT_NAMES and not (tmp / path.name).exists():
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / path.name)
         tmp.chmod(0o755)  # mkdtemp makes 0700 dirs; a report is meant to be read and committed
         replace_dir(tmp, out_dir)
     except BaseException:
@@ -140,8 +152,36 @@ def build_into(out_dir: Path, fill) -> Path:
     return out_dir
 
 
+def expectations_from_runs(runs: pd.DataFrame) -> list[dict]:
+    """The study's report.expectations as the runs recorded them (JSON text in results.csv); the
+    runs of one report must agree, else the report cannot say which claims it tests."""
+    from ..expectations import parse
+    from ..spec import ConfigError
+
+    if EXPECTATIONS_COLUMN not in runs:
+        return []
+    texts = sorted(set(runs[EXPECTATIONS_COLUMN].dropna().astype(str)))
+    if len(texts) > 1:
+        raise ReportError(f"{EXPECTATIONS_COLUMN}: the runs record {len(texts)} different lists of expectations; "
+                          "expected one study per report (or pass --expectations STUDY_YAML)")
+    try:
+        return parse(json.loads(texts[0])) if texts else []
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise ReportError(f"{EXPECTATIONS_COLUMN}: {e}") from None
+
+
+def refresh_index(out_dir: Path) -> None:
+    """Keep a generated reports/README.md index next to out_dir current (a hand-written one is left alone)."""
+    index = Path(out_dir).parent / "README.md"
+    if literature.is_index(index):
+        literature.write_index(index.parent)
+
+
 def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: bool = True,
                      gradients: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Path:
+    if meta.get("expectations") is None:
+        meta = {**meta, "expectations": expectations_from_runs(collection.runs)}
+
     def fill(tmp: Path) -> None:
         write_csv(collection.runs, tmp / RUNS_FILE)
         write_csv(collection.curves, tmp / CURVES_FILE)
@@ -150,12 +190,14 @@ def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: b
             write_csv(gradients[1], tmp / GRAD_SUMMARY_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         derive(tmp, tmp, plots)
-    return build_into(out_dir, fill)
+    build_into(out_dir, fill)
+    refresh_index(out_dir)
+    return Path(out_dir)
 
 
 def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "vanilla", alpha: float = 0.05,
                  title: str | None = None, command: str | None = None, plots: bool = True,
-                 warn=None) -> Path:
+                 warn=None, expectations: list[dict] | None = None) -> Path:
     """Report over local sweep dirs into out_dir (replaced atomically); returns out_dir.
 
     Raises ReportError (one-line message) when there is nothing to report; then nothing is written.
@@ -169,22 +211,44 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         "title": title or Path(out_dir).name,
         "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
         "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
+        "expectations": expectations,  # None: the study's own, from the runs' recorded config
     }
     return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs))
+
+
+def check_runs(path: Path, report: Path) -> None:
+    """A results.csv edited by hand (no rows, text in a number column) is refused in one line."""
+    runs = read_runs(path)
+    if runs.empty:
+        raise ReportError(f"{report}: {RUNS_FILE} has no runs; expected one row per run as lstm-ablate-report writes it")
+    for column in NUMERIC_COLUMNS:
+        if column in runs.columns:
+            bad = pd.to_numeric(runs[column], errors="coerce").isna() & runs[column].notna()
+            if bad.any():
+                raise ReportError(f"{report}: {RUNS_FILE} column {column!r} row {int(bad.idxmax()) + 2}: "
+                                  f"{runs[column][bad].iloc[0]!r} is not a number; expected the file as lstm-ablate-report writes it")
 
 
 def find_reports(root: Path) -> list[Path]:
     return sorted({p.parent for p in Path(root).rglob(META_FILE) if (p.parent / RUNS_FILE).is_file()})
 
 
-def regenerate(root: Path, plots: bool = True) -> list[Path]:
-    """Rebuild every report under root (or root itself) from its committed data; runs nothing."""
+def regenerate(root: Path, plots: bool = True, expectations: list[dict] | None = None) -> list[Path]:
+    """Rebuild every report under root (or root itself) from its committed data; runs nothing.
+
+    `expectations` (one report only) replaces the published expectations kept in its report.json:
+    how a report made before its study listed them gets them. When root is a directory of reports,
+    its README.md index is rebuilt too.
+    """
     root = Path(root)
     if not root.is_dir():
         raise ReportError(f"{root}: no such directory; expected a directory of reports (each with {META_FILE} and {RUNS_FILE})")
     reports = find_reports(root)
     if not reports:
         raise ReportError(f"{root}: no report found; expected report directories holding {META_FILE} and {RUNS_FILE}")
+    if expectations is not None and len(reports) != 1:
+        raise ReportError(f"{root}: --expectations applies to one report; found {len(reports)} under it; "
+                          "expected the path of a single report directory")
     for report in reports:
         missing = [name for name in DATA_FILES if not (report / name).is_file()]
         if missing:
@@ -194,10 +258,19 @@ def regenerate(root: Path, plots: bool = True) -> list[Path]:
             for name in DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE):
                 if (report / name).is_file():
                     shutil.copyfile(report / name, tmp / name)
+            if expectations is not None:
+                meta = json.loads((tmp / META_FILE).read_text())
+                (tmp / META_FILE).write_text(json.dumps({**meta, "expectations": expectations}, indent=2, sort_keys=True) + "\n")
             try:
+                check_runs(tmp / RUNS_FILE, report)
                 derive(tmp, tmp, plots)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError) as e:
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
                 raise ReportError(f"{report}: cannot read its data ({type(e).__name__}: {' '.join(str(e).split())[:150]}); "
                                   "expected results.csv, curves.csv and report.json as lstm-ablate-report writes them") from None
         build_into(report, fill)
+    index = root / "README.md"
+    if root in reports:
+        refresh_index(root)
+    elif not index.exists() or literature.is_index(index):  # never overwrite a README someone wrote
+        literature.write_index(root)
     return reports

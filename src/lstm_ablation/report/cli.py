@@ -25,6 +25,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction (default: 0.05)")
     p.add_argument("--title", help="report title (default: the output dir name)")
     p.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+    p.add_argument("--expectations", type=Path, metavar="STUDY_YAML",
+                   help="take the published expectations from this study file's report.expectations "
+                        "(default: what the runs recorded; with --regenerate: what report.json keeps)")
     return p
 
 
@@ -52,8 +55,16 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--alpha: got {args.alpha}; expected a number between 0 and 1")
     command = shlex.join([PROG, *argv])
     try:
+        expectations = None
+        if args.expectations:
+            from ..expectations import from_study_yaml
+            from ..spec import ConfigError
+            try:
+                expectations = from_study_yaml(args.expectations)
+            except ConfigError as e:
+                fail(f"--expectations: {e}")
         if args.regenerate:
-            for report in regenerate(args.regenerate, plots=not args.no_plots):
+            for report in regenerate(args.regenerate, plots=not args.no_plots, expectations=expectations):
                 print(report / "README.md")
             return
         if args.wandb:
@@ -64,13 +75,17 @@ def main(argv: list[str] | None = None) -> None:
             for line in collection.warnings:
                 warn(line)
             meta = meta_for(args.wandb, args.group, out, args, command)
+            if expectations is not None:
+                meta["expectations"] = expectations
             write_collection(collection, out, meta, plots=not args.no_plots)
         else:
             out = args.out or Path("reports") / args.sweep_dirs[0].resolve().name
             write_report(args.sweep_dirs, out, reference=args.reference, alpha=args.alpha, title=args.title,
-                         command=command, plots=not args.no_plots, warn=warn)
+                         command=command, plots=not args.no_plots, warn=warn, expectations=expectations)
     except ReportError as e:
         fail(str(e))
+    except OSError as e:  # a read-only or full destination
+        fail(f"{e.filename or args.out or args.regenerate}: cannot write ({e.strerror or e}); expected a writable report directory")
     print(out / "README.md")
 
 

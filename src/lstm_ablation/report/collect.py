@@ -25,12 +25,17 @@ METRICS_LOG = "metrics.csv"
 CORE_COLUMNS = [
     "task_label", "task", "cell", "short", "change", "seed", "status", "error",
     "metric", "higher_is_better", "baseline", "solved_threshold", "value",
-    "params", "params_recurrent", "steps", "duration_s", "finished",
+    "params", "params_recurrent", "hidden_size", "steps", "duration_s", "finished",
     "git_commit", "git_dirty", "sweep", "run",
 ]
 CURVE_COLUMNS = ["run", "key", "step", "value"]
 # Config keys whose differences between runs of one task make them different experiments.
 TASK_IDENTITY_IGNORED = ("task.name", "task.data_seed")
+# Settings that do not change what a run learns; any other key that differs between runs of one
+# cell (optim.lr, model.hidden_size, cell.forget_bias, ...) makes them different experiments too.
+NOT_SETTINGS = ("seed", "name", "num_threads", "resume", "wandb.", "report.", "probe.", "checkpoint.", "trainer.enable_",
+                "trainer.log_every_n_steps", "trainer.accelerator", "trainer.devices", "cell.name", "cell.short", "cell.change",
+                "cell.literature", "cell.impl")
 
 
 class ReportError(ValueError):
@@ -58,7 +63,7 @@ def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict
         # A completed run without its headline metric cannot be ranked; keep it visible as NaN.
         "value": value if record["status"] == "completed" else None,
         "params": record.get("params"), "params_recurrent": record.get("params_recurrent"),
-        "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
+        "hidden_size": record.get("hidden_size"), "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
         "git_commit": git.get("commit"), "git_dirty": git.get("dirty"), "sweep": sweep, "run": run,
     }
     row.update({f"metrics.{k}": v for k, v in metrics.items()})
@@ -151,10 +156,15 @@ def collect_local(sweep_dirs: list[Path]) -> Collection:
                 warnings.append(f"{e}; counted as missing")
                 rows.append(missing_row(job_dir, run, str(sweep_dir), str(e)))
                 continue
+            if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):  # a pre-validation record
+                warnings.append(f"{path}: seed {record['seed']!r} is not an integer; counted as missing")
+                rows.append(missing_row(job_dir, run, str(sweep_dir), f"seed {record['seed']!r} is not an integer"))
+                continue
             rows.append(record_row(record, run, str(sweep_dir), finish_time(record, path)))
             if record["status"] == "completed" and rows[-1]["value"] is None:
                 warnings.append(f"{path}: completed but has no test/{record.get('metric')} metric; left out of the mean")
             curves.append(read_curve(job_dir, record.get("metric"), run))
+        rows += never_started(sweep_dir, {Path(r["run"]).name for r in rows if r["sweep"] == str(sweep_dir)}, root, warnings)
     dirs = ", ".join(map(str, sweep_dirs))
     if not rows:
         raise ReportError(f"no runs found under {dirs}; expected job directories holding {RESULT_FILE} (a finished `lstm-ablate -m` sweep)")
@@ -162,6 +172,39 @@ def collect_local(sweep_dirs: list[Path]) -> Collection:
         raise ReportError(f"no results under {dirs}: {len(rows)} job dir(s), none with a readable {RESULT_FILE} "
                           f"(e.g. {warnings[0].partition(': ')[0]}); expected at least one finished job")
     return finish(rows, curves, warnings)
+
+
+def never_started(sweep_dir: Path, found: set[str], root: Path, warnings: list[str]) -> list[dict[str, Any]]:
+    """Jobs the sweep's multirun.yaml plans that left no directory (the sweep was stopped before them):
+    missing rows placed by their cell=/seed=/task= overrides, else the sweep's own values."""
+    from omegaconf import OmegaConf
+
+    from ..sweep import planned_jobs
+
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    try:
+        config = OmegaConf.load(path)
+        jobs = planned_jobs(config) or []
+        defaults = {"cell": OmegaConf.select(config, "cell.name"), "task": OmegaConf.select(config, "task.name"),
+                    "seed": OmegaConf.select(config, "seed")}
+    except Exception as e:  # noqa: BLE001 -- an unreadable plan must not stop the report of what ran
+        warnings.append(f"{path}: cannot read the planned jobs ({type(e).__name__}); only jobs found on disk are counted")
+        return []
+    numbers = {name.split("-")[0] for name in found}
+    rows = []
+    for number, overrides in enumerate(jobs):
+        if str(number) in numbers:
+            continue
+        given = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
+        seed = given.get("seed", defaults["seed"])
+        rows.append({"task": given.get("task", defaults["task"]), "cell": given.get("cell", defaults["cell"]),
+                     "seed": int(seed) if str(seed).isdigit() else seed, "status": MISSING, "error": "never started",
+                     "sweep": str(sweep_dir), "run": f"{sweep_dir.resolve().relative_to(root).as_posix()}/#{number}"})
+    if rows:
+        warnings.append(f"{sweep_dir}: {len(rows)} of {len(jobs)} planned jobs never started (multirun.yaml); counted as missing")
+    return rows
 
 
 def finish(rows: list[dict], curves: list[pd.DataFrame], warnings: list[str]) -> Collection:
@@ -188,10 +231,16 @@ def task_labels(runs: pd.DataFrame) -> pd.Series:
     different experiments and get separate tables, never one mixed mean)."""
     labels = runs["task"].astype(str).copy()
     task_keys = [c for c in runs.columns if c.startswith("config.task.") and c[len("config."):] not in TASK_IDENTITY_IGNORED]
+    setting_keys = [c for c in runs.columns if c.startswith("config.") and not c.startswith("config.task.")
+                    and not c[len("config."):].startswith(NOT_SETTINGS)]
     for task, group in runs.groupby("task", sort=True):
         varying = [c for c in task_keys if group[c].dropna().astype(str).nunique() > 1]
+        # other settings split a task only when they differ between runs of one cell: a cell's own
+        # gates or its parameter-matched size differ between cells by design
+        varying += [c for c in setting_keys if (group.groupby("cell")[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
         for index, row in group.iterrows():
-            parts = [f"{c[len('config.task.'):]}={row[c]}" for c in varying if pd.notna(row[c])]
+            parts = [f"{c[len('config.task.'):] if c.startswith('config.task.') else c[len('config.'):]}={row[c]}"
+                     for c in varying if pd.notna(row[c])]
             labels[index] = " ".join([str(task), *parts])
     return labels
 

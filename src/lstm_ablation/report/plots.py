@@ -57,19 +57,27 @@ def learning_curves(task_runs: pd.DataFrame, curves: pd.DataFrame, table: pd.Dat
         if mine.empty:
             continue
         wide = mine.pivot_table(index="step", columns="run", values="value", aggfunc="last").sort_index()
-        mean = wide.mean(axis=1)
+        # Median and quartiles, not the mean: one failed seed among solved ones must not drag the line.
+        median = wide.median(axis=1)
         n = wide.shape[1]
-        ax.plot(mean.index, mean.to_numpy(), color=colour[cell], linewidth=1.8, label=f"{cell} (n={n})")
-        ax.fill_between(mean.index, wide.min(axis=1).to_numpy(), wide.max(axis=1).to_numpy(), color=colour[cell], alpha=0.18, linewidth=0)
+        ax.plot(median.index, median.to_numpy(), color=colour[cell], linewidth=1.8, label=f"{cell} (n={n})")
+        ax.fill_between(median.index, wide.quantile(0.25, axis=1).to_numpy(), wide.quantile(0.75, axis=1).to_numpy(),
+                        color=colour[cell], alpha=0.18, linewidth=0)
         drawn.append(wide.to_numpy().ravel())
     if not drawn:
         plt.close(fig)
         return False
     reference_lines(ax, first)
-    maybe_log(ax, np.concatenate([*drawn, [first["baseline"], first["solved_threshold"]]]).astype(float))
-    ax.set_xlabel("training step")
+    values = np.concatenate([*drawn, [first["baseline"], first["solved_threshold"]]]).astype(float)
+    values = values[np.isfinite(values)]
+    if not first["higher_is_better"] and len(values) and values.min() > 0:
+        ax.set_yscale("log")  # losses: a log axis shows the orders of magnitude between solved and baseline
+    else:
+        maybe_log(ax, values)
+    ax.set_xscale("log")      # early learning and the long plateau on one axis
+    ax.set_xlabel("training step (log)")
     ax.set_ylabel(f"validation {first['metric']}")
-    ax.set_title(f"{first['task_label']}: validation {first['metric']} (line: mean, band: min–max over seeds)", fontsize=9)
+    ax.set_title(f"{first['task_label']}: validation {first['metric']} (line: median, band: inter-quartile range over seeds)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -106,9 +114,25 @@ def final_values(task_runs: pd.DataFrame, table: pd.DataFrame, colour: dict, pat
     return True
 
 
+def relative_gap(diff: float, ref: float, cell: float, baseline: float, higher_is_better: bool) -> float:
+    """How much worse than the reference the variant is, as a fraction of the larger of the two
+    distances from the memoryless baseline: worse / max(|baseline - ref|, |baseline - cell|).
+
+    Signed so that + is worse whatever the metric's direction; in [-1, 1] unless the variant is
+    beyond the baseline on the bad side (clipped when drawn). Unlike dividing by (baseline - ref), it
+    keeps its sign when the reference is no better than the baseline: a variant that beats a
+    memoryless reference is -1 (blue), not a failure. 0 when both sit at the baseline; NaN when unknown.
+    """
+    if not all(math.isfinite(v) for v in (diff, ref, cell, baseline)):
+        return math.nan
+    worse = -diff if higher_is_better else diff
+    scale = max(abs(baseline - ref), abs(baseline - cell))
+    return worse / scale if scale > 0 else 0.0
+
+
 def heat_map(summary: pd.DataFrame, reference: str, path: Path) -> bool:
-    """Colour: (variant - reference) / (baseline - reference), the same scale on every task and for
-    either metric direction: 0 = as good as the reference, 1 = no better than memoryless."""
+    """Colour: relative_gap of each variant's median vs the reference's, the same scale on every task
+    and for either metric direction: 0 = as good as the reference, +1 = its whole gain lost."""
     compared = summary[summary["reference"].notna() & (summary["cell"] != reference)]
     if compared.empty or compared["diff"].isna().all():
         return False
@@ -118,10 +142,8 @@ def heat_map(summary: pd.DataFrame, reference: str, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(tasks) + 4), max(3.0, 0.45 * len(cells) + 1.8)))
     for _, row in compared.iterrows():
         i, j = cells.index(row["cell"]), tasks.index(row["task_label"])
-        ref = summary[(summary["task_label"] == row["task_label"]) & (summary["cell"] == reference)]["mean"].iloc[0]
-        gap = row["baseline"] - ref
-        if pd.notna(row["diff"]) and gap and math.isfinite(gap):
-            scaled[i, j] = row["diff"] / gap
+        ref = summary[(summary["task_label"] == row["task_label"]) & (summary["cell"] == reference)]["median"].iloc[0]
+        scaled[i, j] = relative_gap(row["diff"], ref, row["median"], row["baseline"], bool(row["higher_is_better"]))
         text = fmt(row["diff"], 2) + ("*" if row["significant"] else "") if pd.notna(row["diff"]) else "–"
         dark = abs(scaled[i, j]) > 0.6 if np.isfinite(scaled[i, j]) else False
         ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
@@ -132,9 +154,9 @@ def heat_map(summary: pd.DataFrame, reference: str, path: Path) -> bool:
     ax.set_yticklabels(cells, fontsize=8)
     ax.set_xlabel("task")
     ax.set_ylabel("variant")
-    ax.set_title(f"Difference from {reference}\n(text: raw Δ of the headline test metric; *: significant after Holm)", fontsize=9)
+    ax.set_title(f"Difference from {reference}\n(text: Δ median of the headline test metric; *: significant after Holm)", fontsize=9)
     bar = fig.colorbar(image, ax=ax)
-    bar.set_label("Δ / (baseline − reference)\n0: as reference · 1: memoryless", fontsize=8)
+    bar.set_label("worse / max distance from baseline\n0: as reference · +1: gain lost · −1: better", fontsize=8)
     fig.tight_layout()
     save(fig, path)
     return True

@@ -10,6 +10,7 @@ import re
 
 import pandas as pd
 
+from . import literature
 from .collect import MISSING
 from .stats import TOO_SMALL, mixed_settings
 
@@ -43,7 +44,7 @@ def runs_cell(row) -> str:
     return f"{int(row['completed'])}/{int(row['launched'])}" + (f" ({', '.join(extra)})" if extra else "")
 
 
-def verdict(row) -> str:
+def verdict(row, alpha: float = 0.05) -> str:
     """One word a reader can scan: is this variant different from the reference beyond seed noise?"""
     note = row["note"] or ""
     if note in ("reference", TOO_SMALL, "no variance") or note.startswith("no reference"):
@@ -51,7 +52,9 @@ def verdict(row) -> str:
     if pd.isna(row["p_holm"]):
         return DASH
     if not row["significant"]:
-        return "≈ (n.s.)"
+        # Even complete separation could not reach α after Holm: the sample, not the cell, decides.
+        few = pd.notna(row["p_min_holm"]) and row["p_min_holm"] >= alpha
+        return "≈ (n.s.; too few seeds)" if few else "≈ (n.s.)"
     better = (row["diff"] > 0) == bool(row["higher_is_better"])
     return "**better** *" if better else "**worse** *"
 
@@ -83,26 +86,54 @@ def ci_cell(row) -> str:
     return DASH if pd.isna(row["ci95_low"]) else f"[{fmt(row['ci95_low'])}, {fmt(row['ci95_high'])}]"
 
 
+def median_cell(row) -> str:
+    return DASH if pd.isna(row["median"]) else f"{fmt(row['median'])} {ci_cell(row) if pd.notna(row['ci95_low']) else ''}".rstrip()
+
+
+def diff_cell(row) -> str:
+    if pd.isna(row["diff"]):
+        return DASH
+    interval = "" if pd.isna(row["diff_ci95_low"]) else f" [{row['diff_ci95_low']:+.3g}, {row['diff_ci95_high']:+.3g}]"
+    return f"{row['diff']:+.4g}{interval}"
+
+
+def min_p_line(table: pd.DataFrame, alpha: float) -> str:
+    """What the sample can show: the smallest p its seed counts allow, before and after Holm."""
+    tested = table[table["p_holm"].notna()]
+    if tested.empty:
+        return "No variant has two or more completed seeds beside the reference's: no test was run."
+    ref = table[table["note"] == "reference"]
+    ref_n = int(ref["completed"].iloc[0]) if len(ref) else 0
+    sizes = tested.drop_duplicates("completed").sort_values("completed", ascending=False)
+    parts = [f"{int(r['completed'])} vs {ref_n} seeds: {fmt(r['p_min'], 2)} ({fmt(r['p_min_holm'], 2)} after Holm)"
+             for _, r in sizes.iterrows()]
+    line = (f"Smallest attainable p (two-sided exact, complete separation; Holm over {len(tested)} variant(s)): "
+            + "; ".join(parts) + ".")
+    if tested["p_min_holm"].min() >= alpha:
+        line += f" Not below α = {alpha}: \"n.s.\" here means too few seeds, not \"no difference\"."
+    return line
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
     return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)])
 
 
-def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: dict[str, str]) -> str:
+def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: dict[str, str],
+                  expectations: pd.DataFrame, alpha: float) -> str:
+    """The compact main table (the rest of the numbers are in summary.csv) and the literature beside it."""
     first = table.iloc[0]
     metric = first["metric"] or "?"
     ref_name = first["reference"] or reference
-    header = ["#", "variant", "short", "what changes", "runs completed/launched", f"test {metric} mean ± std",
-              "median", "95% CI", "solved", "steps to threshold", f"Δ vs {ref_name}", "effect d",
-              "p (Holm)", "verdict", "memoryless baseline", "params"]
+    header = ["#", "variant", "n (completed/launched)", f"test {metric} median [95% CI]", "solved",
+              f"Δ median vs {ref_name} [95% CI]", "p (Holm)", "verdict", "expected"]
     rows = []
     for _, row in table.iterrows():
         rows.append([
-            fmt_int(row["rank"]), f"`{row['cell']}`", row["short"] or DASH, row["change"] or DASH, runs_cell(row),
-            mean_std(row), fmt(row["median"]), ci_cell(row), solve_cell(row), steps_cell(row),
-            DASH if pd.isna(row["diff"]) else f"{row['diff']:+.4g}", fmt(row["effect_size"], 3),
-            fmt_p(row["p_holm"]), verdict(row), fmt(row["baseline"]), fmt_int(row["params"]),
+            fmt_int(row["rank"]), f"`{row['cell']}` ({row['short'] or DASH})", runs_cell(row), median_cell(row),
+            solve_cell(row), diff_cell(row), fmt_p(row["p_holm"]), verdict(row, alpha),
+            literature.cell_column(expectations, task_label, row["cell"]),
         ])
     threshold = first["solved_threshold"]
     solved_rule = DASH if pd.isna(threshold) else f"{metric} {'≥' if first['higher_is_better'] else '≤'} {fmt(threshold)}"
@@ -111,12 +142,18 @@ def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: d
         f"Headline: test {metric} ({direction(first)}) of the weights with the best validation score. "
         f"Memoryless baseline: **{fmt(first['baseline'])}**. Solved: {solved_rule}.", "",
         markdown_table(header, rows), "",
+        min_p_line(table, alpha), "",
     ]
+    mine = expectations[expectations["task_label"] == task_label]
+    if len(mine):
+        lines += ["Published expectations:", "", literature.markdown(mine), ""]
     lines += [f"![{name}]({path})" for name, path in plots.items()]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[str, dict[str, str]]) -> str:
+def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[str, dict[str, str]],
+           expectations: pd.DataFrame | None = None) -> str:
+    expectations = expectations if expectations is not None else literature.evaluate([], summary, runs, meta["alpha"])
     counts = runs["status"].value_counts()
     status_line = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("completed", "diverged", "failed", MISSING) if counts.get(s, 0))
     commits = sorted({str(c)[:12] for c in runs["git_commit"].dropna()})
@@ -129,21 +166,28 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
         f"- Git commit of the runs: {', '.join(commits) or DASH}{' (some with uncommitted changes)' if dirty else ''}",
         f"- Sweeps: {', '.join(f'`{s}`' for s in meta['sources'])}",
         f"- Runs: {len(runs)} launched: {status_line}",
-        f"- Statistics: mean ± std over completed seeds; 95% Student-t interval; each variant vs the reference "
-        f"`{meta['reference']}` by Welch's t-test, Holm-corrected across the variants of a task, α = {meta['alpha']}; "
-        "effect d = Δ / sqrt((s₁² + s₂²)/2). Solve rate counts diverged seeds as unsolved. "
+        f"- Statistics: per variant the median over completed seeds with a 95% percentile-bootstrap interval "
+        f"(scipy.stats.bootstrap, 9999 resamples, fixed seed); each variant vs the reference `{meta['reference']}` by "
+        f"the two-sided exact Mann-Whitney U test (ties by exact permutation), Holm-corrected across the variants "
+        f"of a task, α = {meta['alpha']}; Δ = difference of medians with its bootstrap interval. Fisher's exact test "
+        "on solved/unsolved seeds, Cliff's delta, means, Welch's t-test and parameter counts are in `summary.csv`. "
+        "Solve rate counts diverged seeds as unsolved. "
         "Regenerate with `lstm-ablate-report --regenerate <reports dir>`.",
+        "- Names: this project's `vanilla` is Greff et al. 2017's NP (no peepholes; their \"vanilla\" has "
+        "peepholes) and its `peephole` is Greff's V; each claim below is compared through those names.",
         "",
     ]
     mixed = mixed_settings(runs)
     if mixed:  # before the tables: a reader must see that some "seeds" are not replicates
         lines += ["**Warnings**", "", *[f"- {line}" for line in mixed], ""]
     for task_label, table in summary.groupby("task_label", sort=True):
-        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {})))
+        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {}), expectations, meta["alpha"]))
     if ALL_TASKS in plots:
         lines += ["## Difference from the reference, all tasks", "",
-                  "Colour: Δ / (memoryless baseline − reference mean), comparable across tasks and metric directions: "
-                  "0 = as good as the reference, 1 = no better than memoryless, below 0 = better than the reference.", "", *[f"![{n}]({p})" for n, p in plots[ALL_TASKS].items()], ""]
+                  "Colour: how much worse than the reference (difference of medians, signed so that positive is worse), as a "
+                  "fraction of the larger of the two distances from the memoryless baseline (reference's or variant's); "
+                  "defined whichever is better, comparable across tasks and metric directions: 0 = as the reference, "
+                  "+1 = the reference's whole gain over memoryless lost, −1 = the variant's whole gain missing from the reference.", "", *[f"![{n}]({p})" for n, p in plots[ALL_TASKS].items()], ""]
     problems = runs[runs["status"] != "completed"]
     if len(problems):
         lines += ["## Runs without a completed result", "",
@@ -171,13 +215,13 @@ def latex(summary: pd.DataFrame, reference: str, alpha: float) -> str:
         metric = first["metric"] or "?"
         out += [
             r"\begin{table}[t]", r"\centering", r"\begin{tabular}{lllrlrrrr}", r"\toprule",
-            rf"Variant & Short & Runs & Test {tex(metric)} & 95\% CI & Solved & $\Delta$ vs {tex(reference)} & $p$ (Holm) & Params \\",
+            rf"Variant & Short & Runs & Test {tex(metric)} (median) & 95\% CI & Solved & $\Delta$ median vs {tex(reference)} & $p$ (Holm) & Params \\",
             r"\midrule",
         ]
         for _, row in table.iterrows():
             diff = "--" if pd.isna(row["diff"]) else f"{row['diff']:+.4g}" + ("$^{*}$" if row["significant"] else "")
             out.append(" & ".join([
-                tex(row["cell"]), tex(row["short"] or DASH), tex(runs_cell(row)), tex(mean_std(row)), tex(ci_cell(row)),
+                tex(row["cell"]), tex(row["short"] or DASH), tex(runs_cell(row)), tex(fmt(row['median'])), tex(ci_cell(row)),
                 tex(DASH if pd.isna(row["solve_rate"]) else f"{row['solve_rate']:.0%}"), diff,
                 tex(fmt_p(row["p_holm"]) if row["note"] != TOO_SMALL else "n too small"), tex(fmt_int(row["params"])),
             ]) + r" \\")
@@ -185,8 +229,8 @@ def latex(summary: pd.DataFrame, reference: str, alpha: float) -> str:
             r"\midrule",
             rf"\multicolumn{{9}}{{l}}{{Memoryless baseline: {tex(fmt(first['baseline']))} ({tex(direction(first))})}} \\",
             r"\bottomrule", r"\end{tabular}",
-            rf"\caption{{{tex(task_label)}: test {tex(metric)} over seeds (mean $\pm$ std). $^{{*}}$: differs from "
-            rf"{tex(reference)} (Welch $t$-test, Holm-corrected, $\alpha={alpha}$).}}",
+            rf"\caption{{{tex(task_label)}: test {tex(metric)} over seeds (median, 95\% bootstrap interval). $^{{*}}$: differs from "
+            rf"{tex(reference)} (exact Mann-Whitney $U$ test, Holm-corrected, $\alpha={alpha}$). {tex(min_p_line(table, alpha))}}}",
             rf"\label{{tab:{slug(task_label)}}}", r"\end{table}", "",
         ]
     return "\n".join(out)

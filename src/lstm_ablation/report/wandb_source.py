@@ -85,6 +85,7 @@ def run_record(run) -> tuple[dict, list[str]]:
         "change": config.get("cell.change"), "task": config.get("task.name"), "seed": config.get("seed"),
         "metrics": metrics, **task_keys, "baseline": number(summary.get("baseline")),
         "params": summary.get("params"), "params_recurrent": summary.get("params_recurrent"),
+        "hidden_size": summary.get("hidden_size"),
         "steps": summary.get("steps", summary.get(STEP_KEY)), "duration_s": number(summary.get("duration_s", summary.get("_runtime"))),
         "git": {"commit": summary.get("git_commit") or git_commit(run), "dirty": None},
         "config": nested, "error": summary.get("error"),

@@ -1,0 +1,125 @@
+"""Checks of a composed config beyond cell and task: unknown keys, value types, a memory bound.
+
+Known keys are those of the shipped defaults (conf/config.yaml and every conf/experiment/*.yaml),
+so a key another part of the project adds to them is accepted without touching this file;
+trainer keys are the arguments of Lightning's Trainer. Each check raises ConfigError (one line).
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+import os
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from .results import flatten
+from .spec import ConfigError
+
+OWN_CHECKS = ("cell", "task", "hydra")   # spec.py and the task modules check their own keys
+MEMORY_FRACTION = 0.5                    # refuse a job whose data alone needs more than this share of RAM
+
+
+@cache
+def known_keys() -> frozenset[str]:
+    """Every dotted key the shipped config files define (lists and null values are leaves)."""
+    conf = files("lstm_ablation.conf")
+    sources = [conf / "config.yaml"] + sorted((p for p in (conf / "experiment").iterdir() if p.name.endswith(".yaml")), key=str)
+    keys: set[str] = set()
+    for source in sources:
+        data = OmegaConf.to_container(OmegaConf.create(source.read_text())) or {}
+        data.pop("defaults", None)
+        keys.update(k for k in flatten(data) if k.split(".")[0] not in OWN_CHECKS)
+    return frozenset(keys)
+
+
+def suggest(key: str, allowed: list[str]) -> str:
+    near = difflib.get_close_matches(key, allowed, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def unknown_key(key: str) -> str:
+    """`model.hiden_size: unknown key; allowed under model: model.hidden_size (did you mean ...?)`"""
+    known, parts = known_keys(), key.split(".")
+    if parts[0] == "cell":  # the CellSpec fields
+        from .spec import META_FIELDS, SPEC_FIELDS
+
+        known = frozenset(f"cell.{f}" for f in SPEC_FIELDS + META_FIELDS)
+    section = parts[0] if len(parts) > 1 and any(k.startswith(parts[0] + ".") for k in known) else ""
+    allowed = sorted(k for k in known if k.startswith(section + ".")) if section else sorted({k.split(".")[0] for k in known} | {"cell", "task", "trainer"})
+    return f"{key}: unknown key; allowed {'under ' + section if section else 'at the top level'}: {', '.join(allowed)}{suggest(key, allowed)}"
+
+
+def check_keys(config: dict) -> None:
+    known = known_keys()
+    for key in flatten({k: v for k, v in config.items() if k not in OWN_CHECKS + ("trainer",)}):
+        parts = key.split(".")
+        if any(".".join(parts[:i]) in known for i in range(1, len(parts) + 1)):
+            continue  # a known key, or something under a known leaf (e.g. a dict given for a null default)
+        raise ConfigError(unknown_key(key))
+    import pytorch_lightning as pl
+
+    trainer_args = [p for p in inspect.signature(pl.Trainer).parameters if p not in ("self", "logger", "callbacks", "plugins", "default_root_dir")]
+    for key in config.get("trainer") or {}:
+        if key not in trainer_args:
+            raise ConfigError(f"trainer.{key}: not an argument of pytorch_lightning.Trainer{suggest(key, trainer_args)}; "
+                              "allowed: any of its keyword arguments except logger, callbacks, plugins, default_root_dir")
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_values(config: dict) -> None:
+    trainer, cell = config.get("trainer") or {}, config.get("cell") or {}
+    checks = {
+        "seed": (config.get("seed"), "an integer >= 0", lambda v: is_int(v) and v >= 0),
+        "cell.forget_bias": (cell.get("forget_bias", 1.0), "a number", is_number),
+        "trainer.max_steps": (trainer.get("max_steps"), "a positive integer", lambda v: is_int(v) and v > 0),
+        "trainer.val_check_interval": (trainer.get("val_check_interval", 1.0), "a positive integer (steps) or a fraction in (0, 1]",
+                                       lambda v: (is_int(v) and v > 0) or (isinstance(v, float) and 0 < v <= 1)),
+        "trainer.enable_checkpointing": (trainer.get("enable_checkpointing", True), "true (checkpoint.keep=none deletes the files once a job ends)",
+                                         lambda v: v is True),
+        "resume": (config.get("resume"), "null or a directory path", lambda v: v is None or (isinstance(v, str) and v != "")),
+    }
+    if cell.get("kind", "lstm") == "lstm":
+        from .layer import IMPLS
+
+        checks["cell.impl"] = (cell.get("impl", "auto"), ", ".join(IMPLS), lambda v: v in IMPLS)
+    for field, (value, allowed, ok) in checks.items():
+        if not ok(value):
+            raise ConfigError(f"{field}: got {value!r}; allowed: {allowed}")
+    from .checkpointing import check_keep
+
+    check_keep((config.get("checkpoint") or {}).get("keep"))
+
+
+def check_memory(config: dict) -> None:
+    """A lower bound of what the job allocates (4 bytes per generated step, plus the batch's cell
+    activations kept for backprop), against the machine's memory: huge seq_len fails here, in one line."""
+    task, model, optim = config.get("task") or {}, config.get("model") or {}, config.get("optim") or {}
+    length = task.get("seq_len")
+    sizes = [task.get(k) for k in ("n_train", "n_val", "n_test")]
+    if not is_int(length) or not all(is_int(n) or n is None for n in sizes):
+        return
+    sequences = sum(n for n in sizes if n is not None)
+    hidden, batch = model.get("hidden_size") or 0, optim.get("batch_size") or 0
+    need = 4 * length * (sequences + 6 * hidden * batch)  # bytes: data, plus ~6 gate values per unit and step
+    limit = MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > limit:
+        raise ConfigError(f"task.seq_len: {length} x {sequences} sequences needs at least {need / 2**30:.1f} GiB "
+                          f"(data and activations at 4 bytes per step); allowed: at most {limit / 2**30:.1f} GiB, "
+                          f"half of this machine's memory")
+
+
+def check_config(config: dict) -> None:
+    check_keys(config)
+    check_values(config)
+    check_memory(config)

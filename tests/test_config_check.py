@@ -1,0 +1,44 @@
+"""Mistakes a new user makes on the command line: one line naming the field, exit 2, before any job."""
+import pytest
+
+from lstm_ablation.config_check import known_keys
+from lstm_ablation.train import check_overrides
+
+
+@pytest.mark.parametrize("args, line", [
+    (["seed=abc"], "seed: got 'abc'; allowed: an integer >= 0"),
+    (["seed=1.5"], "seed: got 1.5; allowed: an integer >= 0"),
+    (["seed=-1"], "seed: got -1; allowed: an integer >= 0"),
+    (["cell.impl=bogus"], "cell.impl: got 'bogus'; allowed: auto, reference, fast"),
+    (["cell.forget_bias=abc"], "cell.forget_bias: got 'abc'; allowed: a number"),
+    (["trainer.max_steps=abc"], "trainer.max_steps: got 'abc'; allowed: a positive integer"),
+    (["trainer.val_check_interval=0"], "trainer.val_check_interval: got 0; allowed: a positive integer (steps) or a fraction in (0, 1]"),
+    (["checkpoint.keep=all"], "checkpoint.keep: got 'all'; allowed: both, best, last, none"),
+    (["task.seq_len=1000000000"], "task.seq_len: 1000000000 x 12000 sequences needs at least"),
+    (["+model.hiden_size=16"], "model.hiden_size: unknown key; allowed under model: model.dropout, model.hidden_size, model.match_params, model.num_layers (did you mean model.hidden_size?)"),
+    (["+foo=1"], "foo: unknown key; allowed at the top level: cell, checkpoint, model"),
+    (["+optim.momentum=0.9"], "optim.momentum: unknown key; allowed under optim: optim.batch_size, optim.lr"),
+    (["+probe.every=3"], "probe.every: unknown key; allowed under probe: probe.batch_size, probe.enabled, probe.every_n_steps"),
+    (["model.hiden_size=16"], "model.hiden_size: unknown key; allowed under model: model.dropout, model.hidden_size, model.match_params, model.num_layers (did you mean model.hidden_size?); a new key needs +model.hiden_size="),
+    (["cell.forget_bia=1"], "cell.forget_bia: unknown key; allowed under cell: cell.candidate_activation"),
+    (["+trainer.max_step=10"], "trainer.max_step: not an argument of pytorch_lightning.Trainer (did you mean max_steps"),
+    (["-m", "seed=0,1", "model.hiden_size=16"], "model.hiden_size: unknown key"),
+])
+def test_bad_command_line_is_one_line_and_exit_2(args, line, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        check_overrides(args)
+    assert exit_.value.code == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith(f"lstm-ablate: error: {line}"), err
+
+
+def test_good_command_lines_pass(capsys):
+    check_overrides(["cell=no_forget_gate", "seed=3", "+trainer.limit_val_batches=2", "trainer.max_steps=5", "checkpoint.keep=none"])
+    check_overrides(["-m", "experiment=seed_gates", "seed=0,1"])
+    assert capsys.readouterr().err == ""
+
+
+def test_known_keys_come_from_the_shipped_configs():
+    keys = known_keys()
+    assert {"model.hidden_size", "optim.lr", "checkpoint.keep", "resume", "report.reference"} <= keys
+    assert not any(k.startswith(("cell.", "task.", "hydra.")) for k in keys)
