@@ -13,7 +13,8 @@ from lstm_ablation.train import validate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 FAMILY_STUDIES = ("greff_variants", "modern_gates")  # their own variants: tests/test_family_studies.py
-STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates" and p.stem not in FAMILY_STUDIES)
+TUNED_STUDIES = ("seed_gates_tuned",)  # its own grid and search space: tests/test_tune.py
+STUDIES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if p.stem != "seed_gates" and p.stem not in FAMILY_STUDIES + TUNED_STUDIES)
 SEED_VARIANTS = "vanilla,no_forget_gate,no_input_gate,sigmoid_candidate,no_output_gate,sigmoid_output,rnn"
 
 

@@ -64,6 +64,10 @@ class LSTMLayer(nn.Module):
             gates = self.gate_slices()
             if "f" in gates:
                 self.bias[gates["f"]].fill_(self.spec.forget_bias)
+            if self.spec.input_bias is not None:  # spec guarantees the gate exists
+                self.bias[gates["i"]].fill_(self.spec.input_bias)
+            if self.spec.output_bias is not None:
+                self.bias[gates["o"]].fill_(self.spec.output_bias)
             if self.spec.chrono_t_max:  # Tallec & Ollivier 2018
                 b_f = torch.log(torch.empty(self.hidden_size).uniform_(1, self.spec.chrono_t_max - 1))
                 self.bias[gates["f"]] = b_f

@@ -66,6 +66,10 @@ class CellSpec:
     gates_read: str = "input_and_hidden"   # input: i, f, o see x_t only
     candidate_read: str = "input_and_hidden"  # input: g sees x_t only
     normalised_gates: bool = False         # minLSTM: f' = f / (f + i), i' = i / (f + i)
+    # Initial b_i and b_o; None keeps nn.LSTM's uniform init. Hochreiter & Schmidhuber (1997) start
+    # input gates negative so that c does not drift before the net learns what to store.
+    input_bias: float | None = None
+    output_bias: float | None = None
 
     def __post_init__(self) -> None:
         def check(field: str, value: Any, allowed: tuple) -> None:
@@ -90,6 +94,16 @@ class CellSpec:
             raise ConfigError(f"cell.chrono_t_max: got {self.chrono_t_max!r}; allowed: 0 (off) or an integer >= 2")
         if self.chrono_t_max and self.forget_gate != "learned":
             raise ConfigError("cell.chrono_t_max: chrono init needs cell.forget_gate 'learned'; allowed here: 0")
+        for field, gate in (("input_bias", "input_gate"), ("output_bias", "output_gate")):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"cell.{field}: got {value!r}; allowed: null (uniform init) or a finite number")
+            if getattr(self, gate) != "learned":
+                raise ConfigError(f"cell.{field}: {gate} is {getattr(self, gate)!r}, so there is no bias to set; allowed here: null")
+        if self.input_bias is not None and self.chrono_t_max:
+            raise ConfigError("cell.input_bias: chrono init sets b_i = -b_f; allowed with cell.chrono_t_max > 0: null")
         self.check_family(check)
 
     def check_family(self, check) -> None:

@@ -308,7 +308,8 @@ class ReportAfterSweep(Callback):
 
 
 @hydra.main(config_path=CONF, config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> float | None:
+    """One job; returns its objective (tune.objective) so that any Hydra sweeper can drive it."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode.name == "MULTIRUN"
@@ -340,6 +341,8 @@ def hydra_main(cfg: DictConfig) -> None:
         raise SystemExit(128 + e.signum) from None
     if record["status"] == "failed" and not multirun:
         raise SystemExit(1)
+    from .tune import objective
+    return objective(record)
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -389,6 +392,11 @@ def check_overrides(argv: list[str]) -> None:
 def main() -> None:
     check_group_choices(sys.argv[1:])
     check_overrides(sys.argv[1:])
+    # hydra/sweeper=tune: Hydra finds plugins by scanning hydra_plugins, which an editable install hides
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.lstm_ablation_tune import TuneSweeper
+
+    Plugins.instance().register(TuneSweeper)
     hydra_main()
 
 

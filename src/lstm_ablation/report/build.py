@@ -49,10 +49,12 @@ def read_runs(path: Path) -> pd.DataFrame:
 
 def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     """Everything derived from data_dir's results.csv, curves.csv and report.json, written into target."""
+    from . import tuning
     from .stats import summarize
 
     meta = json.loads((data_dir / META_FILE).read_text())
     runs = read_runs(data_dir / RUNS_FILE)
+    runs, trials = tuning.split(runs)  # a tuned sweep: statistics from the confirmation runs only
     curves = pd.read_csv(data_dir / CURVES_FILE)
     summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
     write_csv(summary, target / "summary.csv")
@@ -64,6 +66,9 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
         from .plots import draw_all
         images = draw_all(runs, curves, summary, meta, target)
     text = render.readme(meta, summary, runs, images, expectations)
+    if trials is not None:
+        text = tuning.mark(text, trials, runs, list(summary["task_label"].unique()))
+        text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True))
     if (data_dir / GRAD_CURVES_FILE).is_file():
         text += gradient_section(data_dir, target, meta, runs, plots and meta.get("plots", True))
     if (data_dir / STREAM_FILES[1]).is_file():

@@ -33,7 +33,7 @@ CURVE_COLUMNS = ["run", "key", "step", "value"]
 TASK_IDENTITY_IGNORED = ("task.name", "task.data_seed")
 # Settings that do not change what a run learns; any other key that differs between runs of one
 # cell (optim.lr, model.hidden_size, cell.forget_bias, ...) makes them different experiments too.
-NOT_SETTINGS = ("seed", "name", "num_threads", "resume", "wandb.", "report.", "probe.", "checkpoint.", "trainer.enable_",
+NOT_SETTINGS = ("seed", "name", "num_threads", "resume", "tune.", "wandb.", "report.", "probe.", "checkpoint.", "trainer.enable_",
                 "trainer.log_every_n_steps", "trainer.accelerator", "trainer.devices", "cell.name", "cell.short", "cell.change",
                 "cell.literature", "cell.impl")
 
@@ -237,7 +237,9 @@ def task_labels(runs: pd.DataFrame) -> pd.Series:
         varying = [c for c in task_keys if group[c].dropna().astype(str).nunique() > 1]
         # other settings split a task only when they differ between runs of one cell: a cell's own
         # gates or its parameter-matched size differ between cells by design
-        varying += [c for c in setting_keys if (group.groupby("cell")[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
+        # (tuning trials of a tuned sweep differ in the searched settings by design: only the other runs decide)
+        decided = group[group["config.tune.stage"] != "tune"] if "config.tune.stage" in group else group
+        varying += [c for c in setting_keys if (decided.groupby("cell")[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
         for index, row in group.iterrows():
             parts = [f"{c[len('config.task.'):] if c.startswith('config.task.') else c[len('config.'):]}={row[c]}"
                      for c in varying if pd.notna(row[c])]

@@ -1,0 +1,249 @@
+"""The tuned-sweep part of a report (lstm_ablation.tune): stage 1 beside the stage-2 statistics.
+
+A run's stage is its `config.tune.stage` column: `tune` (a trial of the per-cell search) or
+`confirm` (the best trial re-run on a fresh seed). The statistics tables are built from the
+confirmation runs only; this module writes what stage 1 found, from results.csv alone, so a
+regenerated report is byte-identical:
+- per cell: trials finished/launched, the best configuration, best-of-N and median validation value;
+- all trials per cell as a box/strip plot (Greff et al. 2017, Fig. 3 style);
+- hyper-parameter importance (Optuna's fANOVA evaluator, seeded) as a table and a bar plot;
+- the validation value against the learning rate, one line per cell.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .collect import MISSING
+from .render import DASH, fmt, markdown_table, slug
+
+STAGE, SPACE = "config.tune.stage", "config.tune.space."
+LR = "optim.lr"
+
+
+def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(runs the statistics are about, tuning trials or None when the data is not a tuned sweep)."""
+    if STAGE not in runs.columns or not runs[STAGE].eq("tune").any():
+        return runs, None
+    trials = runs[runs[STAGE] == "tune"]
+    return runs[runs[STAGE] != "tune"].reset_index(drop=True), trials.reset_index(drop=True)
+
+
+def objective(row: pd.Series) -> float:
+    """What the search ranked the trial by (lstm_ablation.tune.objective): best validation value of
+    the headline metric; a diverged trial scores the memoryless baseline."""
+    if row["status"] == "diverged":
+        return float(row["baseline"])
+    if row["status"] != "completed":
+        return math.nan
+    value = row.get(f"metrics.val/{row['metric']}_best")
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
+def space(trials: pd.DataFrame) -> dict[str, str]:
+    return {c[len(SPACE):]: trials[c].dropna().iloc[0] for c in sorted(trials.columns)
+            if c.startswith(SPACE) and trials[c].notna().any()}
+
+
+def tuned_params(trials: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The searched parameters these trials actually vary (a cell without b_i never varies it)."""
+    return [k for k in keys if f"config.{k}" in trials and trials[f"config.{k}"].notna().all()
+            and trials[f"config.{k}"].nunique() > 1]
+
+
+def marker(trials: pd.DataFrame, confirm: pd.DataFrame) -> str:
+    """'tuned: N trials per cell, M confirmation seeds' (ranges when cells differ)."""
+    def span(counts: pd.Series) -> str:
+        return DASH if counts.empty else str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+
+    n = trials.groupby(["task_label", "cell"]).size()
+    m = confirm.groupby(["task_label", "cell"]).size()
+    return f"tuned: {span(n)} trials per cell, {span(m)} confirmation seeds"
+
+
+def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: list[str]) -> str:
+    """Mark the report's header and each stage-2 task table as confirmation-only."""
+    tag = marker(trials, confirm)
+    lines = text.split("\n")
+    lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only (the best trial of each "
+                    "cell re-run on fresh seeds); stage 1 is in *Stage 1: per-cell tuning*.")
+    marked = {f"## {label}" for label in task_labels}
+    return "\n".join(f"{line} (stage 2; {tag})" if line in marked else line for line in lines)
+
+
+def importance(trials: pd.DataFrame, params: list[str], spec: dict[str, str], higher_is_better: bool) -> dict[str, float]:
+    """fANOVA importance (Hutter et al. 2014, as Greff et al. 2017 used it) of each parameter; {} if too few trials."""
+    import optuna
+
+    from ..spec import ConfigError
+    from ..tune import distribution
+
+    done = trials[np.isfinite(trials["objective"])]
+    if len(done) < 3 or not params:
+        return {}
+    try:
+        dists = {k: distribution(k, spec[k]) for k in params}
+    except ConfigError:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if higher_is_better else "minimize")
+    for _, row in done.iterrows():
+        values = {k: row[f"config.{k}"] for k in params}
+        values = {k: (int(v) if isinstance(dists[k], optuna.distributions.IntDistribution) else
+                      v if isinstance(dists[k], optuna.distributions.CategoricalDistribution) else float(v))
+                  for k, v in values.items()}
+        for k, d in dists.items():  # CSV turns a choice of ints into floats: map back to the declared choice
+            if isinstance(d, optuna.distributions.CategoricalDistribution):
+                values[k] = next((c for c in d.choices if str(c) == str(values[k]) or c == values[k]), values[k])
+        try:
+            study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=float(row["objective"])))
+        except ValueError:
+            continue
+    if len(study.trials) < 3:
+        return {}
+    try:
+        scores = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=params, normalize=True)
+    except (RuntimeError, ValueError):
+        return {}
+    return {k: round(float(v), 6) for k, v in scores.items()}
+
+
+def strip_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Path, title: str, ylabel: str) -> None:
+    from .plots import maybe_log, save
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(cells) + 2), 4.2))
+    for x, cell in enumerate(cells):
+        values = task_trials.loc[task_trials["cell"] == cell, "objective"].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values):
+            ax.boxplot(values, positions=[x], widths=0.5, showfliers=False, medianprops={"color": colour[cell]}, boxprops={"color": "0.4"})
+            jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(x + jitter, values, color=colour[cell], s=22, zorder=3, edgecolor="black", linewidth=0.4)
+    baseline = float(task_trials["baseline"].dropna().iloc[0]) if task_trials["baseline"].notna().any() else math.nan
+    if math.isfinite(baseline):
+        ax.axhline(baseline, color="0.3", linestyle="--", linewidth=1, label=f"memoryless baseline ({fmt(baseline)})")
+        ax.legend(fontsize=7, loc="best")
+    maybe_log(ax, np.append(task_trials["objective"].to_numpy(dtype=float), baseline))
+    ax.set_xticks(range(len(cells)))
+    ax.set_xticklabels(cells, fontsize=8)
+    ax.set_xlim(-0.6, len(cells) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def importance_plot(table: pd.DataFrame, params: list[str], colour: dict, path: Path, title: str) -> None:
+    from .plots import save
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(params) + 2), 3.8))
+    rows = list(table.index)
+    width = 0.8 / max(1, len(rows))
+    for i, name in enumerate(rows):
+        heights = [table.loc[name, p] if pd.notna(table.loc[name, p]) else 0.0 for p in params]
+        ax.bar(np.arange(len(params)) + (i - (len(rows) - 1) / 2) * width, heights, width,
+               color=colour.get(name, "0.6"), label=name, edgecolor="black", linewidth=0.3)
+    ax.set_xticks(range(len(params)))
+    ax.set_xticklabels(params, fontsize=8)
+    ax.set_ylabel("fANOVA importance (share of variance)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Path, title: str, ylabel: str) -> None:
+    from .plots import maybe_log, save
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for cell in cells:
+        points = task_trials[(task_trials["cell"] == cell) & np.isfinite(task_trials["objective"])]
+        points = points.assign(lr=points[f"config.{LR}"].astype(float)).sort_values(["lr", "run"])
+        if len(points):
+            ax.plot(points["lr"], points["objective"], marker="o", markersize=4, color=colour[cell], label=cell, linewidth=1)
+    ax.set_xscale("log")
+    maybe_log(ax, task_trials["objective"].to_numpy(dtype=float))
+    ax.set_xlabel("learning rate (optim.lr)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool) -> str:
+    """README section for stage 1, one block per task."""
+    trials = trials.assign(objective=trials.apply(objective, axis=1).astype(float))
+    spec = space(trials)
+    lines = ["", "## Stage 1: per-cell tuning", "",
+             "Each cell had its own search over the space below (Optuna; every trial one run on the tuning seed). "
+             "Value: the best validation value of the headline metric during training (a diverged trial scores the "
+             "memoryless baseline), the quantity the search optimised. Best-of-N favours cells that are merely noisy; "
+             "the verdicts above come from the confirmation runs only.", "",
+             markdown_table(["parameter", "search range"], [[f"`{k}`", f"`{v}`"] for k, v in spec.items()]), ""]
+    if plots:
+        from .plots import colours
+        palette = colours(list(trials["cell"].unique()), reference)
+    for task_label, task_trials in trials.groupby("task_label", sort=True):
+        first = task_trials.iloc[0]
+        higher = bool(first["higher_is_better"])
+        best_of = (lambda s: s.max()) if higher else (lambda s: s.min())
+        cells = sorted(task_trials["cell"].unique(), key=lambda c: (c != reference, c))
+        ylabel = f"validation {first['metric']} (best during training)"
+        rows, imp_rows = [], {}
+        for cell in cells:
+            mine = task_trials[task_trials["cell"] == cell]
+            values = mine["objective"][np.isfinite(mine["objective"])]
+            counts = mine["status"].value_counts()
+            extra = [f"{int(counts[s])} {s}" for s in ("diverged", "failed", MISSING) if counts.get(s, 0)]
+            params = tuned_params(mine, list(spec))
+            if len(values):
+                best = mine.loc[values.idxmax() if higher else values.idxmin()]
+                setting = ", ".join(f"{k}={fmt(best[f'config.{k}'])}" for k in params) or DASH
+                trial = best.get("config.tune.trial")
+            else:
+                setting, trial = DASH, None
+            rows.append([f"`{cell}`", f"{int(counts.get('completed', 0))}/{len(mine)}" + (f" ({', '.join(extra)})" if extra else ""),
+                         fmt(best_of(values)) if len(values) else DASH, fmt(values.median()) if len(values) else DASH,
+                         DASH if trial is None or pd.isna(trial) else str(int(trial)), setting])
+            imp_rows[cell] = importance(mine, params, spec, higher)
+        common = [k for k in spec if all(k in tuned_params(task_trials[task_trials["cell"] == c], list(spec)) for c in cells)]
+        imp_rows["all cells"] = importance(task_trials, common, spec, higher) if len(cells) > 1 else {}
+        lines += [f"### {task_label}: stage 1", "",
+                  f"Validation {first['metric']} ({'higher' if higher else 'lower'} is better); memoryless baseline "
+                  f"{fmt(first['baseline'])}.", "",
+                  markdown_table(["cell", "trials completed/run", f"best-of-N val {first['metric']}", "median of trials",
+                                  "best trial", "best configuration (searched parameters)"], rows), ""]
+        params = [k for k in spec if any(k in r for r in imp_rows.values())]
+        table = pd.DataFrame({name: {k: r.get(k, math.nan) for k in params} for name, r in imp_rows.items() if r}).T
+        if params and len(table):
+            lines += ["Hyper-parameter importance (fANOVA, Optuna's `FanovaImportanceEvaluator(seed=0)`, share of the "
+                      "variance of the value explained by each parameter; `all cells`: the trials of every cell pooled, "
+                      "over the parameters every cell searched; – : not searched for that cell):", "",
+                      markdown_table(["cell", *[f"`{k}`" for k in params]],
+                                     [[name, *[fmt(table.loc[name, k], 2) for k in params]] for name in table.index]), ""]
+        if plots:
+            stem = slug(task_label)
+            strip_plot(task_trials, cells, palette, target / f"plots/tuning-trials-{stem}.png",
+                       f"{task_label}: all tuning trials per cell", ylabel)
+            lines += [f"![all tuning trials, {task_label}](plots/tuning-trials-{stem}.png)", ""]
+            if params and len(table):
+                importance_plot(table, params, {**palette, "all cells": "0.6"}, target / f"plots/tuning-importance-{stem}.png",
+                                f"{task_label}: hyper-parameter importance (fANOVA)")
+                lines += [f"![hyper-parameter importance, {task_label}](plots/tuning-importance-{stem}.png)", ""]
+            if f"config.{LR}" in task_trials and LR in spec:
+                lr_plot(task_trials, cells, palette, target / f"plots/tuning-lr-{stem}.png",
+                        f"{task_label}: validation value vs learning rate (each point one trial)", ylabel)
+                lines += [f"![value vs learning rate, {task_label}](plots/tuning-lr-{stem}.png)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,521 @@
+"""Fair comparisons: each cell gets its own tuned settings (Optuna), then fresh seeds decide.
+
+    lstm-ablate -m experiment=seed_gates_tuned                  # the study, search space in its YAML
+    lstm-ablate -m hydra/sweeper=tune cell=vanilla,rnn 'tune.space={optim.lr: "tag(log, interval(1e-4, 1e-1))"}'
+
+Greff et al. (2017)'s protocol on current tools. The sweeper's grid (`hydra.sweeper.params` and
+command-line sweeps, Hydra's override grammar) names the points to compare, usually the cells:
+- stage 1, tune: each grid point gets its own Optuna study (ask-and-tell) over `tune.space`, written
+  in Hydra's sweep grammar (`interval(a, b)`, `tag(log, interval(a, b))`, `int(interval(a, b))`,
+  `choice(a, b, ...)`); `tune.n_trials` trials per point, all on the tuning seed `seed`, so trials
+  differ only in their settings. Objective: the task's headline validation metric (best over
+  training) with its direction; a diverged trial scores the memoryless baseline, never NaN.
+- stage 2, confirm: the best trial of each point is re-run on `tune.confirm.seeds` fresh seeds (the
+  first integers other than the tuning seed). The report's verdicts come from these runs only.
+Every trial is an ordinary job (result.json, W&B run, probes; `tune.stage` = tune | confirm in its
+config), launched `tune.n_jobs` at a time through the configured hydra/launcher.
+
+Storage: `tune.storage` (any SQLAlchemy URL), default an SQLite file in the sweep dir. Re-running the
+same command on the same sweep dir (or storage) resumes: finished trials are kept; a trial whose
+worker died is marked failed and its parameters are asked again; a job that finished while its
+sweeper was being killed is told from its result.json, not re-run. Several workers may share one
+storage: trials are numbered by the database, and a trial runs only if its number ranks within the
+budget among the live trials (`claims`), so no slot and no confirmation seed is ever run twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.errors import HydraException
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
+
+from .results import RESULT_FILE
+from .spec import ConfigError
+
+log = logging.getLogger("lstm_ablation")
+SAMPLERS = ("random", "tpe")
+STAGES = ("tune", "confirm")
+FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
+# A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
+BIAS_GATES = {"cell.input_bias": "input_gate", "cell.forget_bias": "forget_gate", "cell.output_bias": "output_gate"}
+HEARTBEAT_S, GRACE_S, POLL_S = 30.0, 300.0, 2.0   # another machine's trial is stale after GRACE_S without a beat
+SPACE_FORMS = "interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), choice(a, b, ...)"
+
+
+# ---------------------------------------------------------------------------- the objective
+
+def objective(record: dict) -> float | None:
+    """The value a trial is ranked by: best validation value of the task's headline metric.
+    Diverged -> the memoryless baseline (the model is no better than ignoring the input); failed -> None."""
+    if record.get("status") == "diverged":
+        return record.get("baseline")
+    if record.get("status") != "completed":
+        return None
+    value = (record.get("metrics") or {}).get(f"val/{record.get('metric')}_best")
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------- the search space
+
+def distribution(key: str, text: str):
+    """One `tune.space` entry (Hydra sweep grammar) -> an Optuna distribution; ConfigError on bad input."""
+    import optuna
+
+    where = f"tune.space.{key}"
+    try:
+        override = OverridesParser.create().parse_override(f"{key}={text}")
+    except HydraException as e:
+        raise ConfigError(f"{where}: cannot parse {text!r} ({' '.join(str(e).split())[:120]}); allowed: {SPACE_FORMS}") from None
+    value = override.value()
+    if isinstance(value, ChoiceSweep) and value.list:
+        if any(isinstance(v, (dict, list)) for v in value.list):
+            raise ConfigError(f"{where}: choice values must be numbers, strings or booleans; got {text!r}")
+        return optuna.distributions.CategoricalDistribution(list(value.list))
+    if isinstance(value, RangeSweep):
+        raise ConfigError(f"{where}: range(...) is not a search range here; allowed: {SPACE_FORMS}")
+    if not isinstance(value, IntervalSweep) or value.start is None or value.end is None:
+        raise ConfigError(f"{where}: got {text!r}; allowed: {SPACE_FORMS}")
+    low, high, use_log = value.start, value.end, "log" in value.tags
+    if unknown := sorted(set(value.tags) - {"log"}):
+        raise ConfigError(f"{where}: unknown tag {unknown[0]!r}; allowed: log")
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ConfigError(f"{where}: {text!r} needs low < high (both finite); got low={low}, high={high}")
+    if use_log and low <= 0:
+        raise ConfigError(f"{where}: a log range needs 0 < low < high; got low={low}")
+    if isinstance(low, int) and isinstance(high, int):
+        return optuna.distributions.IntDistribution(low, high, log=use_log)
+    return optuna.distributions.FloatDistribution(float(low), float(high), log=use_log)
+
+
+def parse_space(space: Any) -> dict[str, Any]:
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(f"tune.space: got {space!r}; a tuned sweep needs at least one parameter, "
+                          "e.g. optim.lr: tag(log, interval(1e-4, 1e-1))")
+    out = {}
+    for key, text in space.items():
+        if any(key == f or key.startswith(f + ".") for f in FORBIDDEN):
+            raise ConfigError(f"tune.space.{key}: cannot be tuned (the sweeper sets it); allowed: model.*, optim.*, trainer.*, cell.<spec field>, task.<size>")
+        if not isinstance(text, str):
+            raise ConfigError(f"tune.space.{key}: got {text!r}; allowed: {SPACE_FORMS}")
+        out[key] = distribution(key, text)
+    return out
+
+
+def applies(key: str, cfg: DictConfig) -> bool:
+    """Whether a parameter exists for this job: a cell without an input gate has no b_i to tune."""
+    if key in BIAS_GATES:
+        return (cfg.cell.get("kind", "lstm") == "lstm" and cfg.cell.get(BIAS_GATES[key]) == "learned"
+                and key.split(".", 1)[1] in cfg.cell)
+    return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
+
+
+def check_settings(tune: DictConfig) -> None:
+    def count(field: str, value: Any, least: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"tune.{field}: got {value!r}; allowed: an integer >= {least}")
+
+    count("n_trials", tune.n_trials, 1)
+    count("n_jobs", tune.n_jobs, 1)
+    count("confirm.seeds", tune.confirm.seeds, 1)
+    count("seed", tune.seed, 0)
+    if tune.sampler not in SAMPLERS:
+        raise ConfigError(f"tune.sampler: got {tune.sampler!r}; allowed: {', '.join(SAMPLERS)}")
+    if tune.storage is not None and (not isinstance(tune.storage, str) or "://" not in tune.storage):
+        raise ConfigError(f"tune.storage: got {tune.storage!r}; allowed: null (SQLite in the sweep dir) or an SQLAlchemy URL such as sqlite:///tune.db")
+
+
+def format_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# ---------------------------------------------------------------------------- trial bookkeeping
+
+def worker_id() -> str:
+    """host:pid of this sweeper process (computed per call: a forked worker is another process)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def finished(trial) -> bool:
+    """A trial whose job ran to its end (any status): it holds its slot for good."""
+    return trial.state.name == "COMPLETE" or (trial.state.name == "FAIL" and "job_status" in trial.user_attrs)
+
+
+def abandoned(trial) -> bool:
+    """Failed without a job outcome: its worker died, or it was asked beyond the budget. Holds nothing."""
+    return trial.state.name == "FAIL" and "job_status" not in trial.user_attrs
+
+
+def claims(trials: list, pool: list) -> dict[int, Any]:
+    """Trial number -> the slot (stage 1: an index; stage 2: a seed) it holds, None if it holds none.
+
+    A deterministic replay over the live trials in number order, so every worker that sees the same
+    trials agrees, whatever order they were asked in: a trial keeps the slot it was given; a new one
+    takes the lowest slot no earlier trial holds; beyond the pool it holds nothing (surplus).
+    """
+    held, out = set(), {}
+    for t in sorted((t for t in trials if not abandoned(t)), key=lambda t: t.number):
+        slot = t.user_attrs.get("slot")
+        if slot is None or slot in held:
+            slot = next((s for s in pool if s not in held), None)
+        if slot is not None:
+            held.add(slot)
+        out[t.number] = slot
+    return out
+
+
+def stale(trial, now: float) -> bool:
+    """A running trial nobody will finish: its worker on this machine is gone, or it stopped beating."""
+    if trial.state.name != "RUNNING":
+        return False
+    host, _, pid = str(trial.user_attrs.get("worker", ":")).rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    started = trial.datetime_start.timestamp() if trial.datetime_start else now  # just asked: no beat yet
+    return now - max(float(trial.user_attrs.get("heartbeat", 0.0)), started) > GRACE_S
+
+
+@dataclass
+class Job:
+    """One trial of one study, launched as one Hydra job."""
+    point: "Point"
+    stage: str
+    trial: Any            # optuna.Trial (RUNNING, owned by this worker)
+    slot: Any
+    overrides: list[str]
+    job_dir: Path
+
+
+@dataclass
+class Point:
+    """One point of the grid: its overrides, its two studies and what it tunes."""
+    overrides: list[str]           # every override of its jobs (Hydra recomposes each job from these)
+    key: list[str]                 # the swept ones: what names its studies
+    label: str
+    seed: int                      # the tuning seed
+    space: dict[str, Any]          # only the parameters that exist for this point
+    confirm_seeds: list[int]
+    direction: str = "minimize"    # the task's: maximize for accuracies
+    studies: dict[str, Any] = field(default_factory=dict)   # stage -> optuna.Study
+
+
+def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
+    """Record a job's outcome on its trial: COMPLETE with the objective, or FAIL with the error."""
+    from optuna.trial import TrialState
+
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    storage = study._storage  # the public Study.tell needs the Trial object; after a restart we hold only ids
+    status = (record or {}).get("status", "failed")
+    value = objective(record) if record else None
+    try:
+        storage.set_trial_user_attr(trial_id, "job_status", status)
+        if record and record.get("error") or error:
+            storage.set_trial_user_attr(trial_id, "error", str(error or record.get("error"))[:500])
+        if value is None:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        else:
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
+    except UpdateFinishedTrialError:  # another worker took it for dead (no beat for GRACE_S) and asked it again
+        log.warning("tune: trial id %d was already closed by another worker; its result stays on disk only", trial_id)
+
+
+def read_record(job_dir: Path) -> dict | None:
+    try:
+        return json.loads((job_dir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def reap(study) -> None:
+    """Trials left running by a dead worker: told from result.json if their job finished, else
+    marked failed (their half-written job dir removed) and their parameters asked again."""
+    from optuna.trial import TrialState
+
+    now = time.time()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not stale(t, now):
+            continue
+        job_dir = Path(t.user_attrs.get("job_dir", "/nonexistent"))
+        record = read_record(job_dir)
+        if record is not None:
+            log.info("tune: trial %d of %s finished while its sweeper was stopped: told from %s", t.number, study.study_name, job_dir)
+            tell(study, t._trial_id, record, None)
+            continue
+        log.warning("tune: trial %d of %s was interrupted (worker %s): marked failed, asked again",
+                    t.number, study.study_name, t.user_attrs.get("worker"))
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if job_dir.is_dir():
+            shutil.rmtree(job_dir, ignore_errors=True)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+
+
+class Heartbeat:
+    """Stamps this worker's running trials while their jobs run, so other machines see them alive."""
+
+    def __init__(self) -> None:
+        self.trials: list[tuple[Any, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            for storage, trial_id in list(self.trials):
+                try:
+                    storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+                except Exception as e:  # noqa: BLE001 -- a missed beat is retried; the storage may be busy
+                    log.debug("tune: heartbeat failed: %s", e)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+
+
+# ---------------------------------------------------------------------------- the loop
+
+def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[Job], bool]:
+    """Up to `room` new jobs of this point, and whether the point is done (both stages finished)."""
+    tune_study, confirm_study = point.studies["tune"], point.studies["confirm"]
+    reap(tune_study)
+    live = [t for t in tune_study.get_trials(deepcopy=False) if not abandoned(t)]
+    need = n_trials - sum(t.state.name != "WAITING" for t in live)  # ask() runs a waiting (re-asked) trial first
+    if need > 0:
+        return ask(point, "tune", tune_study, min(room, need), list(range(n_trials)), sweep_dir), False
+    if not all(finished(t) for t in live):
+        return [], False  # another worker's trials are still running: stage 2 waits for the best of all
+    if not any(t.state.name == "COMPLETE" for t in live):
+        log.error("tune: %s: no trial of %d finished with a value (all failed); nothing to confirm", point.label, len(live))
+        return [], True
+    reap(confirm_study)
+    live = [t for t in confirm_study.get_trials(deepcopy=False) if not abandoned(t)]
+    need = len(point.confirm_seeds) - sum(t.state.name != "WAITING" for t in live)
+    if need > 0:
+        return ask(point, "confirm", confirm_study, min(room, need), point.confirm_seeds, sweep_dir), False
+    return [], all(finished(t) for t in live)
+
+
+def suggest(trial, name: str, d) -> Any:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, log=d.log)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, log=d.log)
+    return trial.suggest_categorical(name, d.choices)
+
+
+def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) -> list[Job]:
+    from optuna.trial import TrialState
+
+    asked = []
+    for _ in range(n):
+        trial = study.ask()
+        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("heartbeat", time.time())
+        asked.append(trial)
+    slots = claims(study.get_trials(deepcopy=False), pool)
+    jobs = []
+    best = point.studies["tune"].best_trial if stage == "confirm" else None
+    for trial in asked:
+        slot = slots.get(trial.number)
+        if slot is None:  # asked beyond the budget while another worker asked too: give it back
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        trial.set_user_attr("slot", slot)
+        if stage == "tune":
+            params = {k: suggest(trial, k, d) for k, d in point.space.items()}
+            seed, name, source = point.seed, f"tune-{point.label}-t{trial.number}", trial.number
+        else:
+            params, seed, name, source = best.params, slot, f"confirm-{point.label}-c{trial.number}-s{slot}", best.number
+        job_dir = sweep_dir / name
+        trial.set_user_attr("job_dir", str(job_dir))
+        overrides = [*point.overrides, *(f"{k}={format_value(v)}" for k, v in params.items()), f"seed={seed}",
+                     f"tune.stage={stage}", f"tune.trial={source}", f"hydra.sweep.subdir={name}"]
+        jobs.append(Job(point, stage, trial, slot, overrides, job_dir))
+    return jobs
+
+
+def run(points: list[Point], n_trials: int, n_jobs: int, sweep_dir: Path,
+        launch: Callable[[list[list[str]]], list[Any]]) -> int:
+    """Stage 1 then stage 2 for every point, `n_jobs` jobs per launch; returns the number of points
+    left without a confirmation (all their trials failed)."""
+    done: set[int] = set()
+    unconfirmed = 0
+    with Heartbeat() as beat:
+        while len(done) < len(points):
+            batch: list[Job] = []
+            for i, point in enumerate(points):
+                if i in done or len(batch) >= n_jobs:
+                    continue
+                jobs, finished_point = plan(point, n_jobs - len(batch), n_trials, sweep_dir)
+                batch += jobs
+                if finished_point:
+                    done.add(i)
+                    unconfirmed += not point.studies["confirm"].get_trials(deepcopy=False)
+            if not batch:
+                if len(done) < len(points):
+                    time.sleep(POLL_S)  # waiting for another worker's trials
+                continue
+            beat.trials = [(j.trial.study._storage, j.trial._trial_id) for j in batch]
+            log.info("tune: launching %d job(s): %s", len(batch), ", ".join(j.job_dir.name for j in batch))
+            returns = launch([j.overrides for j in batch])
+            for job, ret in zip(batch, returns):
+                error = None
+                if getattr(ret, "status", None) is not None and ret.status.name == "FAILED":
+                    error = f"{type(ret._return_value).__name__}: {ret._return_value}"
+                record = read_record(job.job_dir)
+                tell(job.trial.study, job.trial._trial_id, record, error if record is None else None)
+                if record is None and error is None:
+                    tell(job.trial.study, job.trial._trial_id, None, f"no {RESULT_FILE} in {job.job_dir}")
+            beat.trials = []
+    return unconfirmed
+
+
+# ---------------------------------------------------------------------------- Hydra's Sweeper interface
+
+def study_name(cfg: DictConfig, point: list[str], stage: str) -> str:
+    return f"{cfg.name}/{' '.join(point) or 'default'}/{stage}"
+
+
+def direction(job_cfg: DictConfig) -> str:
+    """The task's headline metric direction, from a tiny instance of the task (no full data set)."""
+    from .tasks import build_task
+
+    task = OmegaConf.to_container(job_cfg.task, resolve=True)
+    small = {k: min(v, 16) if k.startswith("n_") and isinstance(v, int) else v for k, v in task.items()}
+    try:
+        return "maximize" if build_task(small, seed=0).higher_is_better else "minimize"
+    except Exception:  # noqa: BLE001 -- a task that needs its full size to build: build it as configured
+        pass
+    try:
+        return "maximize" if build_task(task, seed=0).higher_is_better else "minimize"
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- e.g. MNIST files missing: one line, before any job
+        raise ConfigError(f"task: cannot build {task.get('name')!r} to learn its metric's direction "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:150]})") from None
+
+
+class TuneSweeper(Sweeper):
+    """`hydra/sweeper=tune`: the grid from `params` (Hydra's grammar), the search from `tune.*`."""
+
+    def __init__(self, params: dict | None = None) -> None:
+        self.params = dict(params or {})
+        self.config: DictConfig | None = None
+
+    def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def points(self, arguments: list[str]) -> list[Point]:
+        """Parse and check everything before any job: ConfigError (one line) on bad input."""
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        cfg = self.config
+        check_settings(cfg.tune)
+        space = parse_space(OmegaConf.to_container(cfg.tune.space, resolve=True) if cfg.tune.space is not None else None)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
+        seeds = [o for o in overrides if o.get_key_element() == "seed" and o.is_sweep_override()]
+        if seeds:
+            raise ConfigError("seed: a tuned sweep tunes on one seed and confirms on tune.confirm.seeds fresh ones; "
+                              "allowed: a single value (e.g. seed=0)")
+        grid = BasicSweeper.split_arguments(overrides, None)[0]
+        # What names a point's studies and job dirs: the swept keys, and always the cell
+        sweeping = {o.get_key_element() for o in overrides if o.is_sweep_override()} | {"cell"}
+        loader = self.hydra_context.config_loader
+        points, used = [], set()
+        from .train import validate
+        for job in grid:
+            job_cfg = loader.load_sweep_config(cfg, list(job))
+            mine = {k: d for k, d in space.items() if applies(k, job_cfg)}
+            used |= set(mine)
+            for end in (0, -1):  # both ends of every range must make a valid job
+                probe = job_cfg.copy()
+                for k, d in mine.items():
+                    value = d.choices[end] if hasattr(d, "choices") else (d.low, d.high)[end]
+                    OmegaConf.update(probe, k, value, merge=False)
+                try:
+                    validate(probe)
+                except ConfigError as e:
+                    raise ConfigError(f"{e} (from tune.space, job {' '.join(job)})") from None
+            label = "-".join(o.split("=", 1)[1] for o in job if o.split("=", 1)[0] in sweeping) or "default"
+            seed = int(job_cfg.seed)
+            confirm = [s for s in range(seed + cfg.tune.confirm.seeds + 1) if s != seed][: cfg.tune.confirm.seeds]
+            points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, confirm,
+                                direction(job_cfg)))
+        if unknown := sorted(set(space) - used):
+            raise ConfigError(f"tune.space.{unknown[0]}: unknown parameter (no such config key, or no such gate in any cell of the sweep)")
+        return points
+
+    def sweep(self, arguments: list[str]) -> Any:
+        import optuna
+
+        from .train import fail
+
+        cfg = self.config
+        try:
+            points = self.points(arguments)
+        except ConfigError as e:
+            fail(str(e))
+        except HydraException as e:
+            fail(" ".join(str(e).split()))
+        sweep_dir = Path(cfg.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
+        url = cfg.tune.storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
+        for i, point in enumerate(points):
+            for stage in STAGES:
+                point.studies[stage] = optuna.create_study(
+                    storage=storage, study_name=study_name(cfg, point.key, stage), load_if_exists=True,
+                    direction=point.direction)
+            # Seeded by the point and by how far its search got: a resumed search draws new settings,
+            # not the first ones again.
+            seed = cfg.tune.seed + 1000 * i + len(point.studies["tune"].get_trials(deepcopy=False))
+            point.studies["tune"].sampler = (optuna.samplers.TPESampler(seed=seed) if cfg.tune.sampler == "tpe"
+                                             else optuna.samplers.RandomSampler(seed=seed))
+        log.info("tune: %d point(s) x %d trials + %d confirmation seeds; storage %s", len(points),
+                 cfg.tune.n_trials, cfg.tune.confirm.seeds, url)
+        returns: list = []
+        counter = [0]
+
+        def launch(batch: list[list[str]]) -> list:
+            results = self.launcher.launch(batch, initial_job_idx=counter[0])
+            counter[0] += len(batch)
+            returns.append(results)
+            return list(results)
+
+        unconfirmed = run(points, cfg.tune.n_trials, cfg.tune.n_jobs, sweep_dir, launch)
+        if unconfirmed:
+            log.error("tune: %d grid point(s) had no successful trial to confirm", unconfirmed)
+            raise SystemExit(1)
+        return returns

@@ -1,0 +1,246 @@
+"""Per-cell tuning (lstm_ablation.tune): the search space, the trial bookkeeping, resume, two workers
+on one storage, and the tiny tuned sweep end to end into a report."""
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from conftest import TINY
+from lstm_ablation import CellSpec, LSTMLayer
+from lstm_ablation.spec import ConfigError
+from lstm_ablation.tune import Point, claims, distribution, objective, parse_space, run
+
+BIN = Path(sys.executable).parent
+SPACE = "tune.space={optim.lr: 'tag(log, interval(1e-3, 1e-1))', cell.input_bias: 'interval(-2.0, 0.0)'}"
+
+
+def lstm_ablate(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "lstm-ablate"), *args], cwd=cwd, capture_output=True, text=True, timeout=600, **kw)
+
+
+# ---------------------------------------------------------------------------- the cell's new biases
+
+def test_input_and_output_bias_set_the_initial_gate_biases():
+    layer = LSTMLayer(CellSpec(input_bias=-2.0, output_bias=0.5, forget_bias=1.5), input_size=3, hidden_size=4)
+    gates = layer.gate_slices()
+    assert torch.all(layer.bias[gates["i"]] == -2.0) and torch.all(layer.bias[gates["o"]] == 0.5)
+    assert torch.all(layer.bias[gates["f"]] == 1.5)
+    default = LSTMLayer(CellSpec(), input_size=3, hidden_size=4)  # null: nn.LSTM's uniform init, as before
+    assert default.bias[default.gate_slices()["i"]].abs().max() <= 0.5 and default.bias[default.gate_slices()["i"]].std() > 0
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"input_gate": "none", "input_bias": -1.0}, "cell.input_bias"),
+    ({"output_gate": "none", "output_bias": 1.0}, "cell.output_bias"),
+    ({"input_bias": float("nan")}, "cell.input_bias"),
+    ({"input_bias": True}, "cell.input_bias"),
+    ({"chrono_t_max": 10, "input_bias": -1.0}, "cell.input_bias"),
+])
+def test_bias_without_its_gate_is_refused(changes, field):
+    with pytest.raises(ConfigError, match=f"^{field}"):
+        CellSpec(**changes)
+
+
+# ---------------------------------------------------------------------------- space and objective
+
+@pytest.mark.parametrize("space,message", [
+    (None, "tune.space: got None"),
+    ({}, "tune.space: got {}"),
+    ({"optim.lr": "interval(1e-3"}, "tune.space.optim.lr: cannot parse"),
+    ({"optim.lr": "interval(0.1, 0.01)"}, "tune.space.optim.lr: .* needs low < high"),
+    ({"optim.lr": "interval(0.1, 0.1)"}, "needs low < high"),
+    ({"optim.lr": "tag(log, interval(0.0, 0.1))"}, "tune.space.optim.lr: a log range needs 0 < low"),
+    ({"optim.lr": "tag(log, interval(-1.0, 0.1))"}, "a log range needs 0 < low"),
+    ({"optim.lr": "0.01"}, "tune.space.optim.lr: got '0.01'; allowed: interval"),
+    ({"optim.lr": 0.01}, "tune.space.optim.lr: got 0.01"),
+    ({"seed": "interval(0, 5)"}, "tune.space.seed: cannot be tuned"),
+])
+def test_bad_space_is_one_clear_line(space, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        parse_space(space)
+    assert "\n" not in str(e.value)
+
+
+def test_space_grammar_gives_optuna_distributions():
+    space = parse_space({"optim.lr": "tag(log, interval(1e-4, 1e-1))", "model.hidden_size": "int(interval(8, 64))",
+                         "optim.batch_size": "choice(32, 64)"})
+    assert space["optim.lr"] == optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    assert space["model.hidden_size"] == optuna.distributions.IntDistribution(8, 64)
+    assert space["optim.batch_size"] == optuna.distributions.CategoricalDistribution([32, 64])
+    assert distribution("x", "interval(0, 3)") == optuna.distributions.FloatDistribution(0.0, 3.0)
+
+
+def test_objective_is_best_validation_value_and_baseline_when_diverged():
+    record = {"status": "completed", "metric": "accuracy", "metrics": {"val/accuracy_best": 0.75, "test/accuracy": 0.7}, "baseline": 0.25}
+    assert objective(record) == 0.75
+    assert objective({**record, "status": "diverged", "metrics": {}}) == 0.25  # never NaN
+    assert objective({**record, "status": "failed"}) is None
+
+
+# ---------------------------------------------------------------------------- bookkeeping
+
+class FakeTrial:
+    def __init__(self, number, state="RUNNING", **attrs):
+        self.number, self.user_attrs = number, attrs
+        self.state = type("S", (), {"name": state})()
+
+
+def test_claims_replay_gives_each_slot_once_whatever_the_order():
+    trials = [FakeTrial(0, "COMPLETE", slot=0, job_status="completed"), FakeTrial(1, "FAIL"),  # 1: interrupted
+              FakeTrial(2, slot=1), FakeTrial(3), FakeTrial(4), FakeTrial(5)]
+    held = claims(trials, [0, 1, 2, 3])
+    assert held == {0: 0, 2: 1, 3: 2, 4: 3, 5: None}  # 5 asked beyond the budget: surplus
+    assert claims(list(reversed(trials)), [0, 1, 2, 3]) == held
+
+
+def fake_launch(sweep_dir: Path, delay: float):
+    """Stands in for hydra's launcher: each 'job' writes the result.json a real job would."""
+    def launch(batch):
+        for overrides in batch:
+            o = dict(x.split("=", 1) for x in overrides)
+            job_dir = sweep_dir / o["hydra.sweep.subdir"]
+            job_dir.mkdir(parents=True)  # fails if two workers ever ran the same job
+            (job_dir / "result.json").write_text(json.dumps({
+                "status": "completed", "metric": "loss", "baseline": 1.0, "seed": int(o["seed"]),
+                "metrics": {"val/loss_best": abs(float(o["optim.lr"]) - 0.01)}, "stage": o["tune.stage"], "cell": o["cell"],
+                "worker": os.getpid()}))
+            time.sleep(delay)
+        return [None] * len(batch)
+    return launch
+
+
+def worker(url: str, sweep_dir: str, delay: float) -> None:
+    import lstm_ablation.tune
+    lstm_ablation.tune.POLL_S = 0.05  # waiting for the other worker's trials: poll fast in a test
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    points = []
+    for cell in ("vanilla", "rnn"):
+        point = Point([f"cell={cell}"], [f"cell={cell}"], cell, 0, parse_space({"optim.lr": "tag(log, interval(1e-4, 1e-1))"}), [1, 2, 3])
+        for stage in ("tune", "confirm"):
+            point.studies[stage] = optuna.create_study(storage=storage, study_name=f"t/{cell}/{stage}", load_if_exists=True)
+        points.append(point)
+    assert run(points, n_trials=5, n_jobs=2, sweep_dir=Path(sweep_dir), launch=fake_launch(Path(sweep_dir), delay)) == 0
+
+
+def test_two_workers_on_one_sqlite_storage_never_run_the_same_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=url, study_name="warm-up")  # the schema exists before two processes race to create it
+    ctx = multiprocessing.get_context("fork")  # no re-import of torch in each worker
+    workers = [ctx.Process(target=worker, args=(url, str(tmp_path), 0.02)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
+    for cell in ("vanilla", "rnn"):
+        tune = [r for r in records if r["cell"] == cell and r["stage"] == "tune"]
+        confirm = sorted(r["seed"] for r in records if r["cell"] == cell and r["stage"] == "confirm")
+        assert len(tune) == 5 and confirm == [1, 2, 3]  # exact budget, each confirmation seed once
+        study = optuna.load_study(storage=url, study_name=f"t/{cell}/tune")
+        assert sum(t.state.name == "COMPLETE" for t in study.trials) == 5
+    assert len({p.parent.name for p in tmp_path.glob("*/result.json")}) == len(records) == 16
+    assert len({r["worker"] for r in records}) == 2  # both workers took part
+
+
+# ---------------------------------------------------------------------------- the command
+
+def tuned(sweep: Path, *extra: str, space: str = SPACE) -> list[str]:
+    return ["-m", "hydra/sweeper=tune", "cell=vanilla,no_input_gate", space, "tune.n_trials=3", "tune.confirm.seeds=2",
+            "tune.n_jobs=1", *TINY, "num_threads=1", "probe.enabled=false", "name=tiny_tuned", f"hydra.sweep.dir={sweep}", *extra]
+
+
+@pytest.mark.parametrize("override,message", [
+    ("tune.n_trials=0", "tune.n_trials: got 0; allowed: an integer >= 1"),
+    ("tune.space={optim.lrr: 'interval(0.001, 0.01)'}", "tune.space.optim.lrr: unknown parameter"),
+    ("tune.space={optim.lr: 'interval(0.01, 0.001)'}", "tune.space.optim.lr: 'interval(0.01, 0.001)' needs low < high"),
+])
+def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
+    sweep = tmp_path / "sweep"
+    args = tuned(sweep, space=override) if override.startswith("tune.space") else [*tuned(sweep), override]
+    done = lstm_ablate(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-ablate: error: ") and message in lines[0], done.stderr[-2000:]
+    assert not any(sweep.glob("*/result.json")) and not (sweep / "optuna.db").exists()
+
+
+@pytest.mark.slow  # two sweeper start-ups and 10 jobs: 1-4 min on the shared 2 cores
+def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
+    """2 cells x 3 trials x 2 confirmation seeds; killed after two jobs finished, then the same command again."""
+    sweep = tmp_path / "sweep"
+    first = subprocess.Popen([str(BIN / "lstm-ablate"), *tuned(sweep, "report.after_sweep=true")], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        while len(list(sweep.glob("*/result.json"))) < 2 and first.poll() is None:
+            time.sleep(0.2)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    before = {p.parent.name: p.read_text() for p in sweep.glob("*/result.json")}
+    assert 2 <= len(before) < 10  # killed in the middle
+
+    again = lstm_ablate(*tuned(sweep, "report.after_sweep=true"), f"resume={sweep}", cwd=tmp_path)  # the same command, resumed
+    assert again.returncode == 0, again.stderr[-3000:]
+    for name, text in before.items():  # finished trials were not re-run
+        assert (sweep / name / "result.json").read_text() == text
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name not in ("report", ".hydra"))
+    assert all((sweep / j / "result.json").is_file() for j in jobs)  # the interrupted job's half dir is gone
+    records = [json.loads((sweep / j / "result.json").read_text()) for j in jobs]
+    for cell in ("vanilla", "no_input_gate"):
+        mine = [r for r in records if r["cell"] == cell]
+        trials = sorted(r["config"]["tune"]["trial"] for r in mine if r["config"]["tune"]["stage"] == "tune")
+        seeds = sorted(r["seed"] for r in mine if r["config"]["tune"]["stage"] == "confirm")
+        assert len(trials) == 3 and len(set(trials)) == 3 and seeds == [1, 2]  # exact counts, tuning seed 0 never reused
+        study = optuna.load_study(storage=f"sqlite:///{sweep / 'optuna.db'}", study_name=f"tiny_tuned/cell={cell}/tune")
+        assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
+        best = min((r for r in mine if r["config"]["tune"]["stage"] == "tune"), key=objective)
+        for r in mine:  # stage 2 re-runs the best trial's settings
+            if r["config"]["tune"]["stage"] == "confirm":
+                assert r["config"]["optim"]["lr"] == best["config"]["optim"]["lr"]
+                assert r["config"]["tune"]["trial"] == best["config"]["tune"]["trial"]
+    assert all(r["config"]["cell"]["input_bias"] is None for r in records if r["cell"] == "no_input_gate")
+
+    readme = (sweep / "report" / "README.md").read_text()
+    assert "tuned: 3 trials per cell, 2 confirmation seeds" in readme
+    assert "## Stage 1: per-cell tuning" in readme and "plots/tuning-lr-adding.png" in readme
+    summary = pd.read_csv(sweep / "report" / "summary.csv").set_index("cell")
+    assert summary.loc["vanilla", "launched"] == 2 and summary.loc["no_input_gate", "launched"] == 2  # stage 2 only
+    stage1 = readme.split("### adding: stage 1")[1]
+    vanilla_row = next(line for line in stage1.splitlines() if line.startswith("| `vanilla`"))
+    best_of_n = min(objective(r) for r in records if r["cell"] == "vanilla" and r["config"]["tune"]["stage"] == "tune")
+    assert "3/3" in vanilla_row and f"| {best_of_n:.4g} |" in vanilla_row
+
+
+def test_tuned_seed_gates_study_composes_and_its_space_fits_every_cell():
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from lstm_ablation.train import validate
+    from lstm_ablation.tune import applies
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=seed_gates_tuned"], return_hydra_config=True)
+        assert cfg.hydra.sweeper._target_ == "hydra_plugins.lstm_ablation_tune.TuneSweeper"
+        assert cfg.tune.n_trials == 12 and cfg.tune.confirm.seeds == 10 and cfg.task.seq_len == 100
+        space = parse_space(OmegaConf.to_container(cfg.tune.space))
+        searched = {}
+        for cell in cfg.hydra.sweeper.params.cell.split(","):
+            job = compose("config", overrides=["experiment=seed_gates_tuned", f"cell={cell}"])
+            searched[cell] = sorted(k for k in space if applies(k, job))
+            for end in (0, -1):
+                for k in searched[cell]:
+                    d = space[k]
+                    OmegaConf.update(job, k, d.choices[end] if hasattr(d, "choices") else (d.low, d.high)[end], merge=False)
+                validate(job)
+    assert "cell.input_bias" in searched["vanilla"] and "cell.input_bias" not in searched["no_input_gate"]
+    assert searched["rnn"] == ["optim.batch_size", "optim.lr", "trainer.gradient_clip_val"]  # no gates, no biases
