@@ -112,7 +112,8 @@ def test_sweep_killed_twice_and_resumed_ends_with_each_job_exactly_once(tmp_path
     # 3. resumed to the end
     done = subprocess.run([str(BIN / "lstm-ablate"), *command, f"resume={sweep}"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    errors = {r.parent.name: read_result(r)["error"] for r in sweep.rglob("result.json") if read_result(r)["error"]}
+    assert done.returncode == 0, (errors, done.stderr[-3000:])  # a failed job's own error says why
     assert stderr_lines(done.stderr)[-1] == "sweep: 4/4 completed"
     assert "taking it over" in done.stdout  # Hydra's log: the lock of the killed process
     records = sorted(sweep.rglob("result.json"))
