@@ -93,6 +93,10 @@ def validate(cfg: DictConfig) -> None:
 
 def git_state() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
+    if (here / "build_info.json").is_file():  # an installed wheel: the commit it was built from (setup.py)
+        import json
+
+        return json.loads((here / "build_info.json").read_text())
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True).stdout.strip())
