@@ -20,6 +20,7 @@ def sh(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess
 
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_runs_a_job_and_a_local_launcher_sweep(tmp_path):
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", ROOT, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("lstm_ablation-*.whl")
     venv = tmp_path / "venv"
@@ -31,7 +32,6 @@ def test_wheel_in_a_fresh_venv_runs_a_job_and_a_local_launcher_sweep(tmp_path):
     work.mkdir()
     sh(venv / "bin" / "lstm-ablate", *TINY, "hydra.run.dir=job", cwd=work)
     record = json.loads((work / "job" / "result.json").read_text())
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert record["status"] == "completed" and record["git"]["commit"] == commit
     sh(venv / "bin" / "lstm-ablate", "-m", "hydra/launcher=local", "cell=vanilla,rnn", *TINY, "hydra.sweep.dir=sweep", cwd=work)
     results = sorted((work / "sweep").glob("*/result.json"))
