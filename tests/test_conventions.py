@@ -217,3 +217,26 @@ def test_to_wandb_needs_sweep_dirs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         report_main(["--regenerate", str(tmp_path), "--to-wandb"])
     assert exit_.value.code == 2 and "--to-wandb only applies with SWEEP_DIR" in capsys.readouterr().err
+
+
+def test_report_after_a_sweep_reaches_wandb_with_report_wandb_true(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from lstm_ablation.train import ReportAfterSweep
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    sweep = tmp_path / "sweep"
+    for num, (cell, seed, value) in enumerate([("vanilla", 0, 0.01), ("vanilla", 1, 0.02), ("rnn", 0, 0.16), ("rnn", 1, 0.17)]):
+        make_run(sweep, num, cell, seed, value)
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["report.after_sweep=true", "report.wandb=true", f"report.out={tmp_path / 'rep'}"],
+                      return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.sweep.dir = str(sweep)
+    ReportAfterSweep().on_multirun_end(cfg)
+    assert (tmp_path / "rep" / "README.md").is_file()
+    (run_dir,) = (sweep / "wandb").glob("offline-run-*")
+    logged = read_run(run_dir)
+    assert logged["job_type"] == "report" and logged["group"] == "default/sweep"
+    assert [a["type"] for a in logged["artifacts"] if a["type"] == "report"] == ["report"]
