@@ -13,3 +13,12 @@ def make_cfg():
 
 TINY = ("task.seq_len=6", "task.n_train=64", "task.n_val=32", "task.n_test=32", "model.hidden_size=8",
         "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.log_every_n_steps=1", "wandb.mode=disabled")
+
+
+@pytest.fixture(autouse=True)
+def own_wandb_service(monkeypatch):
+    """Once a test starts a W&B run in-process, wandb leaves its service's address in os.environ
+    (WANDB_SERVICE); a command a later test starts would inherit it and share that service, which
+    still holds the run of a command killed with SIGKILL ("run ID ... is in use" on resume). Every
+    test starts without it, so each command it launches runs its own service, as a user's does."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)

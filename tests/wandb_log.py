@@ -53,7 +53,8 @@ def read_run(run_dir: Path, timeout_s: float = 20.0) -> dict:
         if any(r.WhichOneof("record_type") == "exit" for r in done) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    out = {"summary": {}, "config": {}, "history_keys": set(), "exit_code": None}
+    out = {"summary": {}, "config": {}, "history_keys": set(), "exit_code": None, "step_metrics": {}, "console": "",
+           "artifacts": []}
     for r in done:
         kind = r.WhichOneof("record_type")
         if kind == "run":
@@ -65,6 +66,13 @@ def read_run(run_dir: Path, timeout_s: float = 20.0) -> dict:
             out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.summary.update})
         elif kind == "history":
             out["history_keys"].update(i.key or "/".join(i.nested_key) for i in r.history.item)
+        elif kind == "metric":  # define_metric: which metric is each chart's x-axis
+            out["step_metrics"][r.metric.name or r.metric.glob_name] = r.metric.step_metric
+        elif kind == "output_raw":
+            out["console"] += r.output_raw.line
+        elif kind == "artifact":
+            out["artifacts"].append({"type": r.artifact.type, "name": r.artifact.name,
+                                     "files": [m.path for m in r.artifact.manifest.contents]})
         elif kind == "exit":
             out["exit_code"] = r.exit.exit_code
     return out

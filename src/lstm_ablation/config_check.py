@@ -1,6 +1,7 @@
 """Checks of a composed config beyond cell and task: unknown keys, value types, a memory bound.
 
-Known keys are those of the shipped defaults (conf/config.yaml and every conf/experiment/*.yaml),
+Known keys are those of the shipped defaults (conf/config.yaml, conf/trainer/*.yaml, conf/debug/*.yaml
+and every conf/experiment/*.yaml),
 so a key another part of the project adds to them is accepted without touching this file;
 trainer keys are the arguments of Lightning's Trainer. Each check raises ConfigError (one line).
 """
@@ -27,11 +28,18 @@ MEMORY_FRACTION = 0.5                    # refuse a job whose data alone needs m
 def known_keys() -> frozenset[str]:
     """Every dotted key the shipped config files define (lists and null values are leaves)."""
     conf = files("lstm_ablation.conf")
-    sources = [conf / "config.yaml"] + sorted((p for p in (conf / "experiment").iterdir() if p.name.endswith(".yaml")), key=str)
+
+    def group(name: str) -> list:
+        return sorted((p for p in (conf / name).iterdir() if p.name.endswith(".yaml")), key=str)
+
+    # (file, package): a group's file lands under its group name unless it says `# @package _global_`
+    sources = [(conf / "config.yaml", "")] + [(p, "trainer") for p in group("trainer")] + \
+              [(p, "") for p in group("debug") + group("experiment")]
     keys: set[str] = set()
-    for source in sources:
+    for source, package in sources:
         data = OmegaConf.to_container(OmegaConf.create(source.read_text())) or {}
         data.pop("defaults", None)
+        data = {package: data} if package else data
         keys.update(k for k in flatten(data) if k.split(".")[0] not in OWN_CHECKS)
     return frozenset(keys)
 
@@ -87,6 +95,8 @@ def check_values(config: dict) -> None:
                                        lambda v: (is_int(v) and v > 0) or (isinstance(v, float) and 0 < v <= 1)),
         "trainer.enable_checkpointing": (trainer.get("enable_checkpointing", True), "true (checkpoint.keep=none deletes the files once a job ends)",
                                          lambda v: v is True),
+        "trainer.overfit_batches": (trainer.get("overfit_batches", 0), "0 or a positive integer (batches; a fraction is not supported)",
+                                    lambda v: is_int(v) and v >= 0),
         "resume": (config.get("resume"), "null or a directory path", lambda v: v is None or (isinstance(v, str) and v != "")),
     }
     if cell.get("kind", "lstm") == "lstm":
@@ -96,6 +106,12 @@ def check_values(config: dict) -> None:
     for field, (value, allowed, ok) in checks.items():
         if not ok(value):
             raise ConfigError(f"{field}: got {value!r}; allowed: {allowed}")
+    if trainer.get("accelerator") in ("gpu", "cuda"):  # refused here, not as a failed record per job
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator: got {trainer['accelerator']!r}, but this machine has no CUDA GPU "
+                              "(torch.cuda.is_available() is false); allowed here: cpu, auto (trainer=cpu or the default)")
     from .checkpointing import check_keep
 
     check_keep((config.get("checkpoint") or {}).get("keep"))

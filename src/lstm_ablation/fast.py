@@ -53,6 +53,10 @@ def _load():
 
     path = build_dir()
     path.mkdir(parents=True, exist_ok=True)
+    built = list(path.glob("lstm_ablation_fast*.so"))
+    if not built or any(p.stat().st_mtime < (CSRC / "lstm_fast.cpp").stat().st_mtime for p in built):
+        # about a minute, once per machine and torch version: say so, or the first job looks hung
+        print(f"lstm-ablation: compiling the C++ LSTM layer into {path} (once, about a minute) ...", file=sys.stderr, flush=True)
     return load(name="lstm_ablation_fast", sources=[str(CSRC / "lstm_fast.cpp")], build_directory=str(path),
                 # -fopenmp: at::parallel_for splits each step's pointwise pass over torch's OpenMP threads
                 extra_cflags=["-O3", "-fopenmp", *simd_flags()], extra_ldflags=["-fopenmp"], verbose=False)

@@ -34,6 +34,7 @@ from .results import flatten, write_result
 from .resume import JobInterrupted
 from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
 from .sweep import SweepError, check_start, lock, planned_jobs, previous_record, summary
+from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
 log = logging.getLogger("lstm_ablation")
 CONF = "pkg://lstm_ablation.conf"
@@ -92,6 +93,10 @@ def validate(cfg: DictConfig) -> None:
 
 def git_state() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
+    if (here / "build_info.json").is_file():  # an installed wheel: the commit it was built from (setup.py)
+        import json
+
+        return json.loads((here / "build_info.json").read_text())
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, check=True).stdout.strip())
@@ -115,11 +120,12 @@ def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id
             project=cfg.wandb.project, entity=cfg.wandb.entity, mode=cfg.wandb.mode, dir=str(run_dir),
             group=group, job_type=cfg.cell.name, tags=[cfg.cell.name, cfg.task.name],
             name=f"{cfg.cell.name}-{cfg.task.name}-s{cfg.seed}", config=flatten(config),
-            settings=wandb.Settings(silent=True, console="off"),
+            settings=wandb.Settings(silent=True, console="wrap"),  # the console log stays with the run (why it failed)
         )
     except Exception as e:  # noqa: BLE001 -- e.g. online without a key: the job's failure, in one line
         raise WandbStartFailed(f"wandb.mode={cfg.wandb.mode}: W&B did not start ({type(e).__name__}: "
                                f"{' '.join(str(e).split())}); allowed: offline, disabled, or online after `wandb login`") from None
+    plot_against_training_step(run)
     # The dashboard's run table shows each metric's summary: best validation, not the last value.
     run.define_metric("val/loss", summary="min")
     run.define_metric("val/accuracy", summary="max")
@@ -135,6 +141,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     validate(cfg)
     import pytorch_lightning as pl
     import torch
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
     from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
     from .checkpointing import AtomicCheckpointIO, model_checkpoint, prune, resumable
@@ -162,9 +169,12 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     start = time.perf_counter()
     run = model = trainer = interrupted = None
     signals = SignalGuard().start()
+    # Under DDP every rank runs this job (Lightning starts the others with RANK/LOCAL_RANK set):
+    # only rank 0 starts the W&B run and writes result.json.
+    rank_zero = rank_zero_only.rank == 0
     try:
         checkpoint = resumable(run_dir)  # None, or the checked last.ckpt of an earlier attempt
-        run = start_wandb(cfg, run_dir, group or cfg.name, config, run_id=wandb_run_id(run_dir))
+        run = start_wandb(cfg, run_dir, group or cfg.name, config, run_id=wandb_run_id(run_dir)) if rank_zero else None
         if cfg.num_threads:  # small cells are faster on 1 thread; parallel jobs should not oversubscribe
             torch.set_num_threads(cfg.num_threads)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -192,7 +202,12 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
         recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
-        trainer = pl.Trainer(**config["trainer"], logger=loggers,
+        trainer_args = dict(config["trainer"])
+        if trainer_args.get("profiler") == "simple":  # debug=profile: its table into the run dir, not the silenced Lightning log
+            from pytorch_lightning.profilers import SimpleProfiler
+
+            trainer_args["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")
+        trainer = pl.Trainer(**trainer_args, logger=loggers,
                              callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation()],
                              plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
         if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
@@ -204,6 +219,11 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
             eval_size = max(cfg.optim.batch_size, 1024)
             val_loader = batch_loader(*task.splits["val"], eval_size, shuffle=False)
             test_loader = batch_loader(*task.splits["test"], eval_size, shuffle=False)
+        if config["trainer"].get("overfit_batches"):  # debug=overfit: the same first batches, every step
+            from .overfit import fixed_batches
+
+            n = config["trainer"]["overfit_batches"]
+            train_loader, val_loader = fixed_batches(train_loader, n), fixed_batches(val_loader, n)
         if checkpoint:
             record["resumed_from_step"] = checkpoint["global_step"]
             log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
@@ -228,16 +248,20 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     if record["status"] != "completed" and model is not None:  # keep what the job reached
         record["metrics"] = {f"{k}_best": v for k, v in model.best.items()}
         record["steps"] = trainer.global_step if trainer is not None else None
+    if run is not None and record["status"] == "completed" and cfg.wandb.log_model:  # before prune can remove best.ckpt
+        log_best_checkpoint(run, run_dir, {k: record[k] for k in ("cell", "task", "seed", "steps")} | record["metrics"])
     if record["status"] in ("completed", "diverged"):
         prune(run_dir, cfg.checkpoint.keep)
     record["duration_s"] = round(time.perf_counter() - start, 3)
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_result(run_dir, record)
+    if rank_zero and (trainer is None or trainer.is_global_zero):
+        write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
         keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
         run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
+        record_failure(run, record["error"])
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
-    log.info("%s %s seed=%s: %s %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"])
+    log.info("%s %s seed=%s: %s %s in %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"], run_dir)
     signals.stop()
     if interrupted is not None or signals.pending is not None:
         raise interrupted or JobInterrupted(signals.pending)
@@ -303,6 +327,10 @@ class ReportAfterSweep(Callback):
             write_report([sweep_dir], out, reference=config.report.reference, title=config.name,
                          warn=lambda line: log.warning("report: %s", line))
             log.info("report written to %s", out)
+            if config.report.wandb:
+                from .report.to_wandb import log_report
+
+                log.info("report logged to W&B: %s", log_report(out, [sweep_dir]))
         except ReportError as e:
             log.error("report: %s", e)
 
@@ -345,11 +373,32 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return objective(record)
 
 
+def user_config_dirs(argv: list[str]) -> list[Path] | None:
+    """The config dirs a user adds (`--config-dir`/`-cd DIR`, `hydra.searchpath=[file://DIR]`);
+    None where one cannot be listed here (a pkg:// search path): then Hydra alone decides."""
+    dirs = [Path(v) for flag, v in zip(argv, argv[1:]) if flag in ("--config-dir", "-cd")]
+    dirs += [Path(a.split("=", 1)[1]) for a in argv if a.startswith("--config-dir=")]
+    for arg in argv:
+        if arg.startswith(("hydra.searchpath=", "+hydra.searchpath=", "++hydra.searchpath=")):
+            for entry in arg.split("=", 1)[1].strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if not entry.startswith("file://"):
+                    return None
+                dirs.append(Path(entry.removeprefix("file://")))
+    return dirs
+
+
 def check_group_choices(argv: list[str]) -> None:
-    """Unknown `cell=`/`task=` values get one clear line before Hydra starts (Hydra's is multi-line)."""
+    """Unknown `cell=`/`task=` values get one clear line before Hydra starts (Hydra's is multi-line).
+    Cells and tasks a user adds through --config-dir or hydra.searchpath count as known."""
     from .tasks import TASKS
 
+    extra = user_config_dirs(argv)
+    if extra is None:
+        return
     choices = {"cell": available_variants(), "task": sorted(TASKS)}
+    for key in choices:
+        choices[key] = sorted(set(choices[key]) | {p.stem for d in extra for p in (d / key).glob("*.yaml")})
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and key in choices and not value.startswith(("choice(", "glob(", "range(")):

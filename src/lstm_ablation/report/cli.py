@@ -3,6 +3,7 @@
     lstm-ablate-report multirun/2024-05-01/12-00-00-ab12cd --out reports/gates
     lstm-ablate-report --wandb me/lstm-ablation --group seed_gates --out reports/gates
     lstm-ablate-report --regenerate reports/
+    lstm-ablate-report multirun/2024-05-01/12-00-00-ab12cd --to-wandb   # the report also as a W&B run
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--expectations", type=Path, metavar="STUDY_YAML",
                    help="take the published expectations from this study file's report.expectations "
                         "(default: what the runs recorded; with --regenerate: what report.json keeps)")
+    p.add_argument("--to-wandb", action="store_true",
+                   help="with SWEEP_DIR...: also log the report as a job_type=report W&B run in the sweep's group "
+                        "(summary table, report files as an artifact); offline unless the jobs ran online")
     return p
 
 
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     sources = [bool(args.sweep_dirs), bool(args.wandb), bool(args.regenerate)]
     if sum(sources) != 1:
         fail("give exactly one source: SWEEP_DIR..., --wandb ENTITY/PROJECT, or --regenerate REPORTS_DIR")
+    if args.to_wandb and not args.sweep_dirs:
+        fail("--to-wandb only applies with SWEEP_DIR... (the report joins that sweep's W&B group)")
     if args.group and not args.wandb:
         fail("--group only applies with --wandb ENTITY/PROJECT")
     if not 0 < args.alpha < 1:
@@ -82,6 +88,10 @@ def main(argv: list[str] | None = None) -> None:
             out = args.out or Path("reports") / args.sweep_dirs[0].resolve().name
             write_report(args.sweep_dirs, out, reference=args.reference, alpha=args.alpha, title=args.title,
                          command=command, plots=not args.no_plots, warn=warn, expectations=expectations)
+            if args.to_wandb:
+                from .to_wandb import log_report
+
+                print(f"W&B report run: {log_report(out, args.sweep_dirs)}", file=sys.stderr)
     except ReportError as e:
         fail(str(e))
     except OSError as e:  # a read-only or full destination
