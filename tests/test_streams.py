@@ -187,12 +187,7 @@ def test_the_training_step_reports_wrong_rows_and_lightning_restarts_them():
     # the path through Lightning: an untrained model is wrong in every row. Lightning fetches one chunk
     # ahead, so chunk k's errors restart the rows at chunk k + 2, and the errors of chunk k + 1 (the
     # stream they left) restart nothing: every other chunk starts a fresh stream in every row
-    model = with_layer(LSTMLayer(load_variant("vanilla"), 7, 4), task)
-    train_loader, _, _ = stream_loaders(task, batch_size=3)
-    spy = Chunks()
-    trainer = pl.Trainer(max_steps=6, logger=False, callbacks=[spy], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    trainer.fit(model, train_loader)
+    spy, _ = fit_on_chunks(task, steps=6)
     assert [f.tolist() for _, f in spy.seen] == [[True] * 3, [False] * 3] * 3
     assert all(bool((tokens[:, 0] == cr.B).all()) for tokens, _ in spy.seen[::2])
 
@@ -304,14 +299,20 @@ class Chunks(pl.Callback):
         self.seen.append((batch[0].argmax(-1), batch[2].clone()))
 
 
-def test_lightning_trains_on_the_chunks_in_stream_order_and_carries_the_state():
-    task = tiny_task(seq_len=4, train_stream_len=10)                    # chunks of 4, 4, 2 symbols per stream
+def fit_on_chunks(task, steps: int) -> tuple["Chunks", SequenceModel]:
+    """A tiny vanilla model trained `steps` chunks on the task's training streams (3 rows), and the spy that saw them."""
     model = with_layer(LSTMLayer(load_variant("vanilla"), 7, 4), task)
     train_loader, _, _ = stream_loaders(task, batch_size=3)
     spy = Chunks()
-    trainer = pl.Trainer(max_steps=7, logger=False, callbacks=[spy], enable_checkpointing=False,
+    trainer = pl.Trainer(max_steps=steps, logger=False, callbacks=[spy], enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
     trainer.fit(model, train_loader)
+    return spy, model
+
+
+def test_lightning_trains_on_the_chunks_in_stream_order_and_carries_the_state():
+    task = tiny_task(seq_len=4, train_stream_len=10)                    # chunks of 4, 4, 2 symbols per stream
+    spy, model = fit_on_chunks(task, steps=7)
     expected = [(x.argmax(-1), fresh) for _, (x, _, fresh) in zip(range(7), StreamChunks(task, "train", 3, redraw=True))]
     assert len(spy.seen) == 7
     for (tokens, fresh), (want_tokens, want_fresh) in zip(spy.seen, expected):
