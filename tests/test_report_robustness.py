@@ -115,3 +115,17 @@ def test_a_read_only_destination_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(build.tempfile, "mkdtemp", read_only)
     line = one_line_error(capsys, [str(sweep), "--out", str(tmp_path / "rep"), "--no-plots"])
     assert line == f"lstm-ablate-report: error: {tmp_path}: cannot write (Permission denied); expected a writable report directory"
+
+
+def test_a_setting_recorded_by_only_some_runs_is_said_not_pooled_in_silence(tmp_path):
+    from lstm_ablation.report.stats import mixed_settings
+
+    sweep = tmp_path / "sweep"
+    for num in range(3):
+        job = make_run(sweep, num, "no_forget_gate", num, 0.1)
+        record = json.loads((job / "result.json").read_text())
+        if num == 2:  # one run sets an initial input-gate bias that the others (older code) never recorded
+            record["config"]["cell"]["input_bias"] = -2.0
+        (job / "result.json").write_text(json.dumps(record))
+    lines = mixed_settings(collect_local([sweep]).runs)
+    assert len(lines) == 1 and lines[0].startswith("adding / no_forget_gate: only some runs set cell.input_bias")

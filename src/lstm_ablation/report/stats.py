@@ -247,6 +247,7 @@ def rank(table: pd.DataFrame) -> pd.DataFrame:
 
 # Settings that, when they differ inside one task x variant group, mean its seeds are not replicates.
 SETTING_PREFIXES = ("config.cell.", "config.model.", "config.optim.", "config.trainer.")
+CELL_LABELS = tuple(f"config.cell.{k}" for k in ("name", "short", "change", "literature", "impl"))  # words, not settings
 
 
 def mixed_settings(runs: pd.DataFrame) -> list[str]:
@@ -257,6 +258,13 @@ def mixed_settings(runs: pd.DataFrame) -> list[str]:
         varying = [k[len("config."):] for k in keys if group[k].dropna().astype(str).nunique() > 1]
         if varying:
             lines.append(f"{task_label} / {cell}: runs differ in {', '.join(varying)}; they are pooled as seeds")
+        # set in some runs, unset in others (null, or a key older code did not record): a difference the
+        # records cannot resolve, so say it rather than pool in silence
+        partial = [k[len("config."):] for k in keys if group[k].notna().any() and group[k].isna().any()
+                   and k[len("config."):] not in varying and k not in CELL_LABELS]
+        if partial:
+            lines.append(f"{task_label} / {cell}: only some runs set {', '.join(partial)} (unset in the others: null, "
+                         "or made by code that did not record it); they are pooled as seeds")
     return lines
 
 
