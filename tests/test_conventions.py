@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from conftest import TINY
-from lstm_ablation.report import write_report
 from lstm_ablation.report.cli import main as report_main
 from lstm_ablation.results import read_result
 from lstm_ablation.spec import ConfigError

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lstm_ablation import CellSpec, ConfigError, LSTMLayer, load_variant
 

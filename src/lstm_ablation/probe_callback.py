@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
 
 from .probes import HIST_EDGES, SAT_HIGH, SAT_LOW, probe

@@ -67,6 +67,7 @@ def validate(cfg: DictConfig) -> None:
         "model.num_layers": (cfg.model.num_layers, "a positive integer", positive_int),
         "model.dropout": (cfg.model.dropout, "a number in [0, 1)",
                           lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1),
+        "model.match_params": (cfg.model.match_params, "true, false", lambda v: isinstance(v, bool)),
         "num_threads": (cfg.num_threads, "null or a positive integer", lambda v: v is None or positive_int(v)),
         "optim.batch_size": (cfg.optim.batch_size, "a positive integer", positive_int),
         "optim.lr": (cfg.optim.lr, "a positive number", lambda v: isinstance(v, (int, float)) and v > 0 and math.isfinite(v)),
@@ -79,10 +80,7 @@ def validate(cfg: DictConfig) -> None:
         if not ok(value):
             raise ConfigError(f"{field}: got {value!r}; allowed: {allowed}")
     parse_expectations(OmegaConf.to_container(cfg.report, resolve=True).get("expectations"))
-    match = cfg.model.get("match_params", False)
-    if not isinstance(match, bool):
-        raise ConfigError(f"model.match_params: got {match!r}; allowed: true, false")
-    if match and cfg.report.reference not in available_variants():
+    if cfg.model.match_params and cfg.report.reference not in available_variants():
         raise ConfigError(f"report.reference: unknown cell {cfg.report.reference!r} (model.match_params matches "
                           f"parameter counts to it); allowed: {', '.join(available_variants())}")
     # unknown keys, seed/impl/trainer values, checkpoint.keep, and a memory bound (config_check.py)
