@@ -4,6 +4,8 @@
     python benchmarks/layer_speed.py --quick    # one config, every variant (~1 min)
     python benchmarks/layer_speed.py --scan     # minlstm: parallel scan vs its loop vs vanilla, T=1000
     ... --cpu-time --threads 1                  # on a loaded machine: CPU seconds of this process, 1 thread
+    python benchmarks/layer_speed.py --study    # study sizes (issue 15): 1 thread, I=2, H 32-128, T 100/300,
+                                                # every cell, the GEMM floor and the whole training step (~6 min)
 
 Cells the C++ layer has no code for (fgr, slstm: see fast.spec_reason) run their reference path,
 minlstm its parallel scan (LSTMLayer.scan_forward); the table marks them (ref) and (scan).
@@ -95,6 +97,87 @@ def time_config(I: int, H: int, T: int, names: list[str], repeats: int, warmup: 
     return {n: statistics.median(ts) for n, ts in times.items()}
 
 
+STUDY_GRID = [(2, H, T) for T in (100, 300) for H in (32, 64, 128)]
+
+
+def gemm_floor(H: int, T: int, G: int) -> float:
+    """Seconds of the matrix products a layer with G gate rows must do for T steps, as torch.mm does
+    them here in one call each: forward h_{t-1} W_hh^T, backward dz_t W_hh and dW_hh = dZ^T H_prev,
+    each stacked over all T*B rows (the same FLOPs as T per-step products, without per-call costs)."""
+    h, z, w = torch.randn(T * B, H), torch.randn(T * B, G * H), torch.randn(G * H, H)
+    products = [lambda: h.mm(w.t()), lambda: z.mm(w), lambda: z.t().mm(h)]
+    times = []
+    for _ in range(7):
+        t0 = clock()
+        for f in products:
+            f()
+        times.append(clock() - t0)
+    return statistics.median(times[2:])
+
+
+def last_output_step(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """Forward, backward of the last output only: what a sequence-to-one study (adding) trains."""
+    module.zero_grad(set_to_none=True)
+    module(x)[0][:, -1].sum().backward()
+
+
+def training_step_fn(name: str, I: int, H: int):
+    """The whole training step of a study job: layer, linear readout of the last output, MSE,
+    backward, gradient clipping at 1, Adam."""
+    layer, readout = build(name, I, H), torch.nn.Linear(H, 1)
+    params = [*layer.parameters(), *readout.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    target = torch.randn(B, 1)
+
+    def train_step(x: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(readout(layer(x)[0][:, -1]), target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return train_step
+
+
+def time_fns(fns: dict, x: torch.Tensor, repeats: int, warmup: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {n: [] for n in fns}
+    for r in range(warmup + repeats):
+        for n, f in fns.items():  # interleaved, as time_config
+            t0 = clock()
+            f(x)
+            if r >= warmup:
+                times[n].append(clock() - t0)
+    return {n: statistics.median(ts) for n, ts in times.items()}
+
+
+def study_sizes(variants: list[str], repeats: int) -> None:
+    """Issue 15's table: the sizes studies train at, one thread (two jobs side by side on 2 cores)."""
+    header = ["I", "H", "T", "nn.LSTM ms", "GEMM floor ms", *(v if path(v) == "fast" else f"{v} ({path(v)})" for v in variants)]
+    print("\nForward + backward of the last output per batch: ratio ours / nn.LSTM; vanilla also / GEMM floor\n")
+    print(markdown(header, []), flush=True)
+    ratios, floors, steps = {v: [] for v in variants}, [], []
+    for I, H, T in STUDY_GRID:
+        x = torch.randn(B, T, I)
+        modules = {n: build(n, I, H) for n in ["nn.LSTM", *variants]}
+        med = time_fns({n: (lambda x, m=m: last_output_step(m, x)) for n, m in modules.items()}, x, repeats, warmup=2)
+        floor = gemm_floor(H, T, 4)
+        floors.append(med["vanilla"] / floor)
+        for v in variants:
+            ratios[v].append(med[v] / med["nn.LSTM"])
+        row = [I, H, T, f"{med['nn.LSTM'] * 1e3:.1f}", f"{floor * 1e3:.1f} (vanilla {floors[-1]:.2f}x)",
+               *(f"{ratios[v][-1]:.2f}" for v in variants)]
+        print(markdown(header, [row]).splitlines()[-1], flush=True)
+        step = time_fns({n: training_step_fn(n, I, H) for n in ("nn.LSTM", "vanilla")}, x, repeats, warmup=2)
+        steps.append([I, H, T, f"{step['nn.LSTM'] * 1e3:.1f}", f"{step['vanilla'] * 1e3:.1f}",
+                      f"{step['vanilla'] / step['nn.LSTM']:.2f}"])
+    print(markdown(header, [["*median*", "", "", "", "", *(f"**{statistics.median(ratios[v]):.2f}**" for v in variants)]]).splitlines()[-1])
+    every = [r for v in variants if path(v) == "fast" for r in ratios[v]]
+    print(f"\nC++ cells: median {statistics.median(every):.2f}, max {max(every):.2f} x nn.LSTM "
+          f"(targets: median <= 0.6, none above 0.8); vanilla / GEMM floor at H >= 64: "
+          f"{', '.join(f'{f:.2f}' for (_, H, _), f in zip(STUDY_GRID, floors) if H >= 64)} (target <= 1.6)")
+    print("\nWhole training step (layer, readout, MSE, backward, clipping, Adam), ms per batch\n")
+    print(markdown(["I", "H", "T", "nn.LSTM", "vanilla", "ratio"], steps))
+
+
 def rss_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
@@ -132,6 +215,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 at T=200, 3 at T=1000)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--scan", action="store_true", help="only minlstm's scan vs its loop vs vanilla at T=1000")
+    p.add_argument("--study", action="store_true", help="study sizes: 1 thread, I=2, H 32/64/128, T 100/300, GEMM floor, training step")
     p.add_argument("--variants", help="comma-separated cells to time (default: every LSTM variant)")
     p.add_argument("--cpu-time", action="store_true", help="time CPU seconds of this process, not wall time")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -150,6 +234,11 @@ def main() -> None:
         scan_comparison(args.repeats or 5)
         return print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     variants = ["vanilla"] if args.vanilla_only else args.variants.split(",") if args.variants else lstm_variants()
+    if args.study:
+        torch.set_num_threads(1)
+        print(f"torch {torch.__version__}, 1 thread, B={B}, float32, load average at start {os.getloadavg()[0]:.2f}", flush=True)
+        study_sizes(variants, args.repeats or 7)
+        return print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     grid = QUICK_GRID if args.quick else FULL_GRID
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, float32, "
           f"load average at start {os.getloadavg()[0]:.2f}", flush=True)

@@ -88,9 +88,9 @@ template <typename T, typename F> inline void for_chunks(int64_t n, const F& bod
 // predicted perfectly. A missing gate reads as 1; a missing peephole row points at zeros.
 
 // z: the row's pre-activations (G*H), overwritten by the activated gates.
-// cp: c_{t-1}; c: c_t (out); h: h_t (out). p*: peephole rows.
+// cp: c_{t-1}; c: c_t (out); h: h_t (out); a: act_h(c_t) (out, nullptr when not kept). p*: peephole rows.
 template <typename T>
-void forward_row(const Variant& v, int64_t H, T* z, const T* cp, T* c, T* h, const T* pi, const T* pf,
+void forward_row(const Variant& v, int64_t H, T* z, const T* cp, T* c, T* h, T* a, const T* pi, const T* pf,
                  const T* po) {
   T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
   const Vec<T> one(1);
@@ -108,16 +108,19 @@ void forward_row(const Variant& v, int64_t H, T* z, const T* cp, T* c, T* h, con
     const Vec<T> c_t = f * c_prev + i * g;
     c_t.store(c + j, k);
     if (v.has_o) (o = sigmoid(ld(zo) + ld(po) * c_t)).store(zo + j, k);
-    (o * activate(v.act_h, c_t)).store(h + j, k);
+    const Vec<T> a_t = activate(v.act_h, c_t);
+    if (a) a_t.store(a + j, k);
+    (o * a_t).store(h + j, k);
   });
 }
 
 // z: the row's activated gates (saved by forward); dz: their pre-activation gradients (out).
+// a: act_h(c_t) as forward kept it (nullptr: act_h is the identity, a = c_t).
 // go: dL/dh_t from the layer output (nullptr if none); dh_rec: dL/dh_t through h_{t+1};
 // dc: dL/dc_t through c_{t+1} on entry, dL/dc_{t-1} on exit. gp*: peephole grads of this step
 // (+=, nullptr when the gate has no peephole).
 template <typename T>
-void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, const T* c, const T* go,
+void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, const T* c, const T* ap, const T* go,
                   const T* dh_rec, T* dc, const T* pi, const T* pf, const T* po, T* gpi, T* gpf, T* gpo) {
   const T *zi = z + v.col_i * H, *zf = z + v.col_f * H, *zg = z + v.col_g * H, *zo = z + v.col_o * H;
   T *dzi = dz + v.col_i * H, *dzf = dz + v.col_f * H, *dzg = dz + v.col_g * H, *dzo = dz + v.col_o * H;
@@ -133,8 +136,9 @@ void backward_row(const Variant& v, int64_t H, const T* z, T* dz, const T* cp, c
     const Vec<T> i = v.has_i ? ld(zi) : v.input == F_COUPLED ? one - u : one;
     const Vec<T> f = v.forget == F_LEARNED ? ld(zf) : v.forget == F_COUPLED ? one - u : one;
     const Vec<T> dh = go ? ld(go) + ld(dh_rec) : ld(dh_rec);
-    // h = o * a(c_t), o = sigmoid(. + p_o * c_t)
-    const Vec<T> a = activate(v.act_h, c_t);
+    // h = o * a(c_t), o = sigmoid(. + p_o * c_t); a(c_t) was kept by forward (tanh is the
+    // costliest function of the step: recomputing it here cost about a tenth of the layer's time)
+    const Vec<T> a = ap ? ld(ap) : c_t;
     Vec<T> dc_t = ld(dc) + dh * o * activate_grad(v.act_h, a), dzo_ = zero;
     if (v.has_o) {
       dzo_ = dh * a * o * (one - o);
@@ -177,8 +181,9 @@ at::Tensor peephole_row(const c10::optional<at::Tensor>& peephole, int64_t row, 
 // x (B, T, I); h0, c0 (B, H); w_ih (G*H, I); w_hh (R*H, H); bias (G*H,); peephole (P, H) or None.
 // w_hh's R gate rows add to the R*H columns of z from rec_col * H on: all G gates, or (gates_read:
 // input) only the candidate's.
-// Returns out (B, T, H), h_T, c_T (B, H) and, when save, Z (T, B, G*H) activated gates and
-// C (T, B, H) cell states for backward.
+// Returns out (B, T, H), h_T, c_T (B, H) and, when save, Z (T, B, G*H) activated gates,
+// C (T, B, H) cell states, A (T, B, H) act_h(c_t) (empty when act_h is the identity) and
+// Hs (T + 1, B, H) = h_0 .. h_T time-major, for backward.
 std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_, const at::Tensor& c0_,
                                      const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& bias,
                                      const c10::optional<at::Tensor>& peephole, int64_t input, int64_t forget,
@@ -192,8 +197,14 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
   at::Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
   at::Tensor x_tm = x.transpose(0, 1).contiguous().view({T * B, I});
   at::Tensor Z = at::addmm(bias, x_tm, w_ih.t()).view({T, B, GH});  // x_t W_ih^T + b for all t
-  at::Tensor out = at::empty({B, T, H}, x.options());
+  // h_t goes to a time-major buffer: the next step's GEMM reads h_t as one contiguous (B, H) block
+  // (a row of `out` is T*H apart), and backward's dW_hh reads h_0 .. h_{T-1} as one (T*B, H)
+  // matrix without a copy. `out` is one transposing copy of it at the end.
+  at::Tensor Hs = at::empty({T + 1, B, H}, x.options());
+  Hs[0].copy_(h0);
   at::Tensor C = at::empty({save ? T : 2, B, H}, x.options());  // no grad: ping-pong c_t
+  const bool keep_a = save && v.act_h != IDENTITY;
+  at::Tensor A = at::empty({keep_a ? T : 0, B, H}, x.options());
   at::Tensor w_hh_t = w_hh.t();
   at::Tensor zeros = at::zeros({H}, x.options());
 
@@ -201,24 +212,28 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
     at::Tensor pi_t = peephole_row(peephole, v.peep_i, zeros), pf_t = peephole_row(peephole, v.peep_f, zeros),
                po_t = peephole_row(peephole, v.peep_o, zeros);
     const scalar_t *pi = pi_t.data_ptr<scalar_t>(), *pf = pf_t.data_ptr<scalar_t>(), *po = po_t.data_ptr<scalar_t>();
-    std::vector<at::Tensor> z_steps = Z.unbind(0), h_steps = out.unbind(1);  // views, made once
-    scalar_t* out_p = out.data_ptr<scalar_t>();
+    std::vector<at::Tensor> z_steps = Z.unbind(0), h_steps = Hs.unbind(0);  // views, made once
+    scalar_t* Hs_p = Hs.data_ptr<scalar_t>();
     scalar_t* C_p = C.data_ptr<scalar_t>();
+    scalar_t* A_p = keep_a ? A.data_ptr<scalar_t>() : nullptr;
     for (int64_t t = 0; t < T; ++t) {
       // z_t = x_t W_ih^T + b + h_{t-1} W_hh^T, on the columns that read h
-      z_steps[t].narrow(1, rec_col * H, w_hh.size(0)).addmm_(t == 0 ? h0 : h_steps[t - 1], w_hh_t);
+      z_steps[t].narrow(1, rec_col * H, w_hh.size(0)).addmm_(h_steps[t], w_hh_t);
       scalar_t* z = z_steps[t].data_ptr<scalar_t>();
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (save ? t - 1 : (t - 1) % 2) * B * H;
       scalar_t* c = C_p + (save ? t : t % 2) * B * H;
+      scalar_t* a = keep_a ? A_p + t * B * H : nullptr;
       at::parallel_for(0, B, rows_per_task(H), [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
-          forward_row(v, H, z + b * GH, cp + b * H, c + b * H, out_p + (b * T + t) * H, pi, pf, po);
+          forward_row(v, H, z + b * GH, cp + b * H, c + b * H, Hs_p + ((t + 1) * B + b) * H, a ? a + b * H : nullptr,
+                      pi, pf, po);
       });
     }
   });
-  at::Tensor h_T = out.select(1, T - 1).clone(), c_T = C[save ? T - 1 : (T - 1) % 2].clone();
+  at::Tensor out = Hs.narrow(0, 1, T).transpose(0, 1).contiguous();
+  at::Tensor h_T = Hs[T].clone(), c_T = C[save ? T - 1 : (T - 1) % 2].clone();
   if (!save) return {out, h_T, c_T};
-  return {out, h_T, c_T, Z, C};
+  return {out, h_T, c_T, Z, C, A, Hs};
 }
 
 // Gradients of lstm_forward. grad_out (B, T, H), grad_h_T, grad_c_T (B, H): any may be None.
@@ -228,12 +243,13 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
                                       const c10::optional<at::Tensor>& grad_c_T, const at::Tensor& x,
                                       const at::Tensor& h0_, const at::Tensor& c0_, const at::Tensor& w_ih,
                                       const at::Tensor& w_hh, const c10::optional<at::Tensor>& peephole,
-                                      const at::Tensor& out, const at::Tensor& Z, const at::Tensor& C,
+                                      const at::Tensor& Z, const at::Tensor& C, const at::Tensor& A,
+                                      const at::Tensor& Hs,
                                       int64_t input, int64_t forget, bool has_o, int64_t act_g, int64_t act_h,
                                       double beta, int64_t rec_col, bool need_dx) {
   const Variant v = make_variant(input, forget, has_o, act_g, act_h, beta, peephole.has_value());
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_ih.size(0), RH = w_hh.size(0);
-  at::Tensor h0 = h0_.contiguous(), c0 = c0_.contiguous();
+  at::Tensor c0 = c0_.contiguous();  // h_0 is Hs[0]
   // Rows of grad_out are read in place when their inner stride is 1; otherwise (y.sum() gives an
   // expanded one) each step's (B, H) slice is copied into go_step, never the whole (B, T, H).
   at::Tensor grad_out = grad_out_.has_value() ? *grad_out_ : at::Tensor();
@@ -259,11 +275,13 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
     std::vector<at::Tensor> dz_steps = dZ.unbind(0);
     const scalar_t* Z_p = Z.data_ptr<scalar_t>();
     const scalar_t* C_p = C.data_ptr<scalar_t>();
+    const scalar_t* A_p = A.numel() ? A.data_ptr<scalar_t>() : nullptr;
     scalar_t* dc_p = dc.data_ptr<scalar_t>();
     scalar_t* dh_p = dh_rec.data_ptr<scalar_t>();
     for (int64_t t = T - 1; t >= 0; --t) {
       const scalar_t* z = Z_p + t * B * GH;
       const scalar_t* c = C_p + t * B * H;
+      const scalar_t* a = A_p ? A_p + t * B * H : nullptr;
       const scalar_t* cp = t == 0 ? c0.data_ptr<scalar_t>() : C_p + (t - 1) * B * H;
       scalar_t* dz = dz_steps[t].data_ptr<scalar_t>();
       const scalar_t* go = nullptr;  // dL/dh_t from the output, row b at go + b * go_sb
@@ -278,7 +296,7 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
       at::parallel_for(0, B, rows_per_task(H), [&](int64_t b0, int64_t b1) {
         scalar_t *gpi = peep_grad(v.peep_i), *gpf = peep_grad(v.peep_f), *gpo = peep_grad(v.peep_o);
         for (int64_t b = b0; b < b1; ++b)
-          backward_row(v, H, z + b * GH, dz + b * GH, cp + b * H, c + b * H,
+          backward_row(v, H, z + b * GH, dz + b * GH, cp + b * H, c + b * H, a ? a + b * H : nullptr,
                        go ? go + b * go_sb : nullptr, dh_p + b * H, dc_p + b * H, pi, pf, po, gpi,
                        gpf, gpo);
       });
@@ -290,10 +308,12 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
   });
   // Weight, bias and input gradients: one GEMM or reduction each over all T*B rows.
   at::Tensor dZ2 = dZ.view({T * B, GH});
-  at::Tensor h_prev = at::cat({h0.unsqueeze(0), out.narrow(1, 0, T - 1).transpose(0, 1)}, 0).view({T * B, H});
+  at::Tensor h_prev = Hs.narrow(0, 0, T).view({T * B, H});  // h_0 .. h_{T-1}, time-major like dZ
   at::Tensor x_tm = x.transpose(0, 1).contiguous().view({T * B, I});
   at::Tensor dw_hh = dZ2.narrow(1, rec_col * H, RH).t().mm(h_prev);
-  at::Tensor dw_ih = dZ2.t().mm(x_tm);
+  // dW_ih as (x^T dZ)^T: MKL's dZ^T x with a narrow x (I = 2: N = 2 columns) ran 4-9x slower than
+  // x^T dZ (at H = 64, I = 2: 2.7 ms against 0.3 ms, as long as the dW_hh product itself)
+  at::Tensor dw_ih = x_tm.t().mm(dZ2).t().contiguous();
   at::Tensor db = dZ2.sum(0);
   at::Tensor dx = need_dx ? dZ2.mm(w_ih).view({T, B, I}).transpose(0, 1) : at::Tensor();
   return {dx, dh_rec, dc, dw_ih, dw_hh, db, dpeep};
