@@ -33,7 +33,7 @@ from .expectations import parse as parse_expectations
 from .results import flatten, write_result
 from .resume import JobInterrupted
 from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
-from .sweep import SweepError, check_start, lock, planned_jobs, previous_record, summary
+from .sweep import FINAL, SweepError, check_start, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
 log = logging.getLogger("lstm_ablation")
@@ -148,6 +148,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
     from .resume import RNGState, SignalGuard, resumable_loader, wandb_run_id
+    from .solved_stop import StopWhenSolved
     from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
 
@@ -165,7 +166,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
     }
     start = time.perf_counter()
-    run = model = trainer = interrupted = None
+    run = model = trainer = interrupted = solved_stop = None
     signals = SignalGuard().start()
     # Under DDP every rank runs this job (Lightning starts the others with RANK/LOCAL_RANK set):
     # only rank 0 starts the W&B run and writes result.json.
@@ -200,13 +201,16 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
         recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
+        if cfg.stop_when_solved.enabled:
+            solved_stop = StopWhenSolved(task.metric, task.solved_threshold, task.higher_is_better, cfg.stop_when_solved.patience)
+        stopping = [c for c in (solved_stop,) if c is not None]
         trainer_args = dict(config["trainer"])
         if trainer_args.get("profiler") == "simple":  # debug=profile: its table into the run dir, not the silenced Lightning log
             from pytorch_lightning.profilers import SimpleProfiler
 
             trainer_args["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")
         trainer = pl.Trainer(**trainer_args, logger=loggers,
-                             callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation()],
+                             callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation(), *stopping],
                              plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
         if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
             train_loader, val_loader, test_loader = stream_loaders(task, cfg.optim.batch_size)
@@ -248,7 +252,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record["steps"] = trainer.global_step if trainer is not None else None
     if run is not None and record["status"] == "completed" and cfg.wandb.log_model:  # before prune can remove best.ckpt
         log_best_checkpoint(run, run_dir, {k: record[k] for k in ("cell", "task", "seed", "steps")} | record["metrics"])
-    if record["status"] in ("completed", "diverged"):
+    if solved_stop is not None:  # steps-to-threshold stays the report's: the first validation past the threshold
+        record.update(stopped_early=solved_stop.stopped_at_step is not None, stopped_at_step=solved_stop.stopped_at_step)
+    if record["status"] in FINAL:
         prune(run_dir, cfg.checkpoint.keep)
     record["duration_s"] = round(time.perf_counter() - start, 3)
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -256,7 +262,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
         keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
-        run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
+        optional = {k: record[k] for k in ("stopped_early", "stopped_at_step") if k in record}
+        run.summary.update({k: record.get(k) for k in keys} | optional | {"git_commit": record["git"]["commit"], **record["metrics"]})
         record_failure(run, record["error"])
         run.finish(exit_code=0 if record["status"] == "completed" else 1)
     log.info("%s %s seed=%s: %s %s in %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"], run_dir)
