@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from .results import RESULT_FILE, ResultError, flatten, read_result
 
 LOCK_FILE = ".sweep.lock"
-FINAL = ("completed", "diverged")  # a job with one of these results is done; the others run again
+FINAL = ("completed", "diverged", "pruned")  # a job with one of these results is done; the others run again
 
 
 class SweepError(ValueError):

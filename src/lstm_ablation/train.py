@@ -107,6 +107,14 @@ class WandbStartFailed(RuntimeError):
     """wandb.init raised; the job is recorded as failed with this one line."""
 
 
+class TrialPruned(Exception):
+    """The tuning trial's pruner stopped it at `step`; the job is recorded as pruned (a result, not a failure)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"pruned at step {step}")
+        self.step = step
+
+
 def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id: str | None = None):
     if cfg.wandb.mode == "disabled":
         return None
@@ -130,11 +138,12 @@ def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id
     return run
 
 
-def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storage: str | None = None) -> dict[str, Any]:
     """Run one job and write its result.json into run_dir; returns the record.
 
     A crash or divergence is recorded (status failed/diverged), never raised, so a sweep goes on.
-    ConfigError is raised before any work starts.
+    ConfigError is raised before any work starts. `trial_storage`: the Optuna storage of a tuning
+    trial that reports to its trial (`tune.study_id`, `tune.trial`) and may be pruned (tune_pruning.py); None: never pruned.
     """
     validate(cfg)
     import pytorch_lightning as pl
@@ -166,7 +175,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
     }
     start = time.perf_counter()
-    run = model = trainer = interrupted = solved_stop = None
+    run = model = trainer = interrupted = solved_stop = pruning = None
     signals = SignalGuard().start()
     # Under DDP every rank runs this job (Lightning starts the others with RANK/LOCAL_RANK set):
     # only rank 0 starts the W&B run and writes result.json.
@@ -203,7 +212,15 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
         if cfg.stop_when_solved.enabled:
             solved_stop = StopWhenSolved(task.metric, task.solved_threshold, task.higher_is_better, cfg.stop_when_solved.patience)
-        stopping = [c for c in (solved_stop,) if c is not None]
+        if trial_storage is not None:
+            from .tune_pruning import TrialPruning, build_pruner
+
+            interval = cfg.trainer.val_check_interval  # an int: the step of the first validation
+            pruner = build_pruner(cfg.tune.pruner, cfg.tune.pruner_startup_trials, cfg.tune.pruner_warmup_steps,
+                                  interval if isinstance(interval, int) else 1, cfg.trainer.max_steps)
+            pruning = TrialPruning(trial_storage, cfg.tune.study_id, cfg.tune.trial, task.metric, pruner)
+        # stop_when_solved before pruning: a trial that is solved ends as completed, not pruned
+        stopping = [c for c in (solved_stop, pruning) if c is not None]
         trainer_args = dict(config["trainer"])
         if trainer_args.get("profiler") == "simple":  # debug=profile: its table into the run dir, not the silenced Lightning log
             from pytorch_lightning.profilers import SimpleProfiler
@@ -231,6 +248,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
             log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
         trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
         del checkpoint
+        if pruning is not None and pruning.pruned_at_step is not None:  # no test: the trial's value is its validation
+            raise TrialPruned(pruning.pruned_at_step)
         if model.best_state is not None:  # test the weights that scored best on validation
             model.load_state_dict(model.best_state)
         tested = trainer.test(model, test_loader, verbose=False)[0]
@@ -239,6 +258,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record["status"] = "completed"
     except Diverged as e:
         record.update(status="diverged", error=str(e))
+    except TrialPruned as e:
+        record.update(status="pruned", pruned_at_step=e.step)
     except JobInterrupted as e:  # recorded, then raised again: the process must stop and say so
         record.update(status="interrupted", error=f"interrupted by {e} (resumable from its last checkpoint)")
         interrupted = e
@@ -262,10 +283,10 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
         keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
-        optional = {k: record[k] for k in ("stopped_early", "stopped_at_step") if k in record}
+        optional = {k: record[k] for k in ("stopped_early", "stopped_at_step", "pruned_at_step") if k in record}
         run.summary.update({k: record.get(k) for k in keys} | optional | {"git_commit": record["git"]["commit"], **record["metrics"]})
         record_failure(run, record["error"])
-        run.finish(exit_code=0 if record["status"] == "completed" else 1)
+        run.finish(exit_code=0 if record["status"] in ("completed", "pruned") else 1)
     log.info("%s %s seed=%s: %s %s in %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"], run_dir)
     signals.stop()
     if interrupted is not None or signals.pending is not None:
@@ -363,8 +384,13 @@ def hydra_main(cfg: DictConfig) -> float | None:
         log.info("%s: already %s; skipped", run_dir, previous["status"])
         return
     group = cfg.wandb.group or f"{cfg.name}/{Path(hc.sweep.dir).name if multirun else run_dir.name}"
+    storage = None
+    if cfg.tune.stage == "tune" and cfg.tune.pruner is not None:  # confirmation runs are never pruned
+        from .tune import storage_url
+
+        storage = storage_url(cfg.tune.storage, Path(hc.sweep.dir))
     try:
-        record = train(cfg, run_dir, group)
+        record = train(cfg, run_dir, group, trial_storage=storage)
     except JobInterrupted as e:
         again = shlex.join(["lstm-ablate", *(a for a in sys.argv[1:] if not a.startswith("resume="))])
         where = Path(hc.sweep.dir) if multirun else run_dir
