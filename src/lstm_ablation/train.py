@@ -385,7 +385,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
         return
     group = cfg.wandb.group or f"{cfg.name}/{Path(hc.sweep.dir).name if multirun else run_dir.name}"
     storage = None
-    if cfg.tune.stage == "tune" and cfg.tune.pruner is not None:  # confirmation runs are never pruned
+    # only a stage-1 job the sweeper launched knows its trial; confirmation runs are never pruned
+    if cfg.tune.stage == "tune" and cfg.tune.pruner is not None and cfg.tune.study_id is not None:
         from .tune import storage_url
 
         storage = storage_url(cfg.tune.storage, Path(hc.sweep.dir))
