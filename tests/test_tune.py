@@ -3,7 +3,9 @@ on one storage, and the tiny tuned sweep end to end into a report."""
 import json
 import multiprocessing
 import os
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import torch
 from conftest import TINY
 from lstm_ablation import CellSpec, LSTMLayer
 from lstm_ablation.spec import ConfigError
-from lstm_ablation.tune import Point, claims, distribution, objective, parse_space, run
+from lstm_ablation.tune import Point, check_settings, claims, distribution, objective, parse_space, run
 
 BIN = Path(sys.executable).parent
 SPACE = "tune.space={optim.lr: 'tag(log, interval(1e-3, 1e-1))', cell.input_bias: 'interval(-2.0, 0.0)'}"
@@ -163,6 +165,7 @@ def tuned(sweep: Path, *extra: str, space: str = SPACE) -> list[str]:
     ("tune.n_trials=0", "tune.n_trials: got 0; allowed: an integer >= 1"),
     ("tune.space={optim.lrr: 'interval(0.001, 0.01)'}", "tune.space.optim.lrr: unknown parameter"),
     ("tune.space={optim.lr: 'interval(0.01, 0.001)'}", "tune.space.optim.lr: 'interval(0.01, 0.001)' needs low < high"),
+    ("tune.pruner=fast", "tune.pruner: got 'fast'; allowed: null (no pruning), median, hyperband"),
 ])
 def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
     sweep = tmp_path / "sweep"
@@ -172,6 +175,62 @@ def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lstm-ablate: error: ") and message in lines[0], done.stderr[-2000:]
     assert not any(sweep.glob("*/result.json")) and not (sweep / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("key, value, line", [
+    ("pruner", "Median", "tune.pruner: got 'Median'; allowed: null (no pruning), median, hyperband"),
+    ("pruner_startup_trials", -1, "tune.pruner_startup_trials: got -1; allowed: an integer >= 0"),
+    ("pruner_warmup_steps", 2.5, "tune.pruner_warmup_steps: got 2.5; allowed: an integer >= 0"),
+    ("pruner_warmup_steps", True, "tune.pruner_warmup_steps: got True; allowed: an integer >= 0"),
+])
+def test_bad_pruner_settings_are_one_line(make_cfg, key, value, line):
+    cfg = make_cfg()
+    cfg.tune[key] = value
+    with pytest.raises(ConfigError, match=re.escape(line)):
+        check_settings(cfg.tune)
+    check_settings(make_cfg("tune.pruner=hyperband").tune)  # the defaults with a pruner pass
+
+
+@pytest.mark.parametrize("kind, expected", [("median", "MedianPruner"), ("hyperband", "HyperbandPruner")])
+def test_pruners_count_in_training_steps(kind, expected):
+    from lstm_ablation.tune_pruning import build_pruner
+
+    pruner = build_pruner(kind, startup_trials=2, warmup_steps=500, first_step=250, max_steps=4000)
+    assert type(pruner).__name__ == expected
+    if kind == "median":
+        assert pruner._n_startup_trials == 2 and pruner._n_warmup_steps == 500
+    else:  # budgets from the warm-up (or the first validation, if later) to the full budget: 2 brackets, not 8 from step 1
+        assert (pruner._min_resource, pruner._max_resource) == (500, 4000)
+
+
+def test_tiny_tuned_sweep_with_the_median_pruner(tmp_path):
+    """1 cell x 4 trials, one at a time, the median pruner after 1 finished trial: each stage-1 job reports its
+    validations to its trial; one below the median is pruned, recorded and told PRUNED; stage 2 never reports."""
+    sweep = tmp_path / "sweep"
+    done = lstm_ablate("-m", "hydra/sweeper=tune", "cell=vanilla", "tune.space={optim.lr: 'tag(log, interval(1e-4, 1.0))'}",
+                       "tune.n_trials=4", "tune.confirm.seeds=1", "tune.n_jobs=1", "tune.pruner=median",
+                       "tune.pruner_startup_trials=1", *TINY, "trainer.max_steps=9", "num_threads=1", "probe.enabled=false",
+                       "name=tiny_pruned", f"hydra.sweep.dir={sweep}", "report.after_sweep=true", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sweep: 4/5 completed, 1 pruned" in done.stderr
+    url = f"sqlite:///{sweep / 'optuna.db'}"
+    trials = optuna.load_study(storage=url, study_name="tiny_pruned/cell=vanilla/tune").trials
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    completed = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(pruned) == 1 and len(completed) == 3
+    for t in completed:  # every validation reported, at its training step; the value told is the best of them
+        assert sorted(t.intermediate_values) == [3, 6, 9] and t.value == min(t.intermediate_values.values())
+    t = pruned[0]
+    record = json.loads((sweep / f"tune-vanilla-t{t.number}" / "result.json").read_text())
+    assert record["status"] == "pruned" and record["pruned_at_step"] == record["steps"] == t.last_step < 9
+    assert "test/loss" not in record["metrics"]  # stopped: no test
+    # the median rule over the trials that had finished before it (n_jobs=1: the earlier numbers)
+    before = [u.intermediate_values[t.last_step] for u in completed if u.number < t.number]
+    assert t.intermediate_values[t.last_step] > statistics.median(before)
+    confirm = optuna.load_study(storage=url, study_name="tiny_pruned/cell=vanilla/confirm").trials
+    assert [c.state.name for c in confirm] == ["COMPLETE"] and confirm[0].intermediate_values == {}  # never pruned
+    stage1 = (sweep / "report" / "README.md").read_text().split("### adding: stage 1")[1]
+    assert "| `vanilla` | 3/4 (1 pruned) |" in stage1
 
 
 @pytest.mark.slow  # two sweeper start-ups and 10 jobs: 1-4 min on the shared 2 cores

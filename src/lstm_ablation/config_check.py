@@ -87,6 +87,7 @@ def is_number(v: Any) -> bool:
 
 def check_values(config: dict) -> None:
     trainer, cell = config.get("trainer") or {}, config.get("cell") or {}
+    solved_stop = config.get("stop_when_solved") or {}
     checks = {
         "seed": (config.get("seed"), "an integer >= 0", lambda v: is_int(v) and v >= 0),
         "cell.forget_bias": (cell.get("forget_bias", 1.0), "a number", is_number),
@@ -98,6 +99,9 @@ def check_values(config: dict) -> None:
         "trainer.overfit_batches": (trainer.get("overfit_batches", 0), "0 or a positive integer (batches; a fraction is not supported)",
                                     lambda v: is_int(v) and v >= 0),
         "resume": (config.get("resume"), "null or a directory path", lambda v: v is None or (isinstance(v, str) and v != "")),
+        "stop_when_solved.enabled": (solved_stop.get("enabled", False), "true, false", lambda v: isinstance(v, bool)),
+        "stop_when_solved.patience": (solved_stop.get("patience", 3), "an integer >= 1 (validations in a row)",
+                                      lambda v: is_int(v) and v >= 1),
     }
     if cell.get("kind", "lstm") == "lstm":
         from .layer import IMPLS

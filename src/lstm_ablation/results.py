@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_FILE = "result.json"
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+STATUSES = ("completed", "diverged", "failed", "interrupted", "pruned")  # pruned: a tuning trial its pruner stopped
 REQUIRED = ("status", "cell", "task", "seed", "metrics", "baseline", "params", "duration_s", "git", "config")
 
 

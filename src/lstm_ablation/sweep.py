@@ -1,8 +1,8 @@
 """A sweep directory as a whole: which jobs it plans, one sweep at a time in it, and the line it ends with.
 
     lstm-ablate -m experiment=seed_gates                           # killed half-way ...
-    lstm-ablate -m experiment=seed_gates resume=multirun/<d>/<t>   # ... picks it up: completed and
-                                                                   # diverged jobs are skipped, the
+    lstm-ablate -m experiment=seed_gates resume=multirun/<d>/<t>   # ... picks it up: completed,
+                                                                   # diverged (and pruned) jobs are skipped, the
                                                                    # rest run (from their last.ckpt)
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from .results import RESULT_FILE, ResultError, flatten, read_result
 
 LOCK_FILE = ".sweep.lock"
-FINAL = ("completed", "diverged")  # a job with one of these results is done; the others run again
+FINAL = ("completed", "diverged", "pruned")  # a job with one of these results is done; the others run again
 
 
 class SweepError(ValueError):
@@ -145,7 +145,7 @@ def summary(sweep_dir: Path, planned: int | None) -> tuple[str, bool]:
 
 
 def previous_record(run_dir: Path, config: dict[str, Any]) -> dict | None:
-    """The record of an earlier attempt of this job when it is final (completed/diverged) and was
+    """The record of an earlier attempt of this job when it is final (completed/diverged/pruned) and was
     made with this very config; SweepError when the directory holds a result of another config."""
     path = Path(run_dir) / RESULT_FILE
     try:

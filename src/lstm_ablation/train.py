@@ -34,7 +34,7 @@ from .expectations import parse as parse_expectations
 from .results import flatten, write_result
 from .resume import JobInterrupted
 from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
-from .sweep import SweepError, check_start, lock, planned_jobs, previous_record, summary
+from .sweep import FINAL, SweepError, check_start, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
 log = logging.getLogger("lstm_ablation")
@@ -108,6 +108,14 @@ class WandbStartFailed(RuntimeError):
     """wandb.init raised; the job is recorded as failed with this one line."""
 
 
+class TrialPruned(Exception):
+    """The tuning trial's pruner stopped it at `step`; the job is recorded as pruned (a result, not a failure)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"pruned at step {step}")
+        self.step = step
+
+
 def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id: str | None = None):
     if cfg.wandb.mode == "disabled":
         return None
@@ -131,11 +139,12 @@ def start_wandb(cfg: DictConfig, run_dir: Path, group: str, config: dict, run_id
     return run
 
 
-def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storage: str | None = None) -> dict[str, Any]:
     """Run one job and write its result.json into run_dir; returns the record.
 
     A crash or divergence is recorded (status failed/diverged), never raised, so a sweep goes on.
-    ConfigError is raised before any work starts.
+    ConfigError is raised before any work starts. `trial_storage`: the Optuna storage of a tuning
+    trial that reports to its trial (`tune.study_id`, `tune.trial`) and may be pruned (tune_pruning.py); None: never pruned.
     """
     validate(cfg)
     import pytorch_lightning as pl
@@ -149,6 +158,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
     from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
     from .resume import RNGState, SignalGuard, resumable_loader, wandb_run_id
+    from .solved_stop import StopWhenSolved
     from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
 
@@ -166,7 +176,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
     }
     start = time.perf_counter()
-    run = model = trainer = interrupted = None
+    run = model = trainer = interrupted = solved_stop = pruning = None
     signals = SignalGuard().start()
     # Under DDP every rank runs this job (Lightning starts the others with RANK/LOCAL_RANK set):
     # only rank 0 starts the W&B run and writes result.json.
@@ -201,13 +211,24 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         probe = GradientProbe((px, py), cfg.probe.every_n_steps, run_dir, enabled=cfg.probe.enabled,
                               labels={"cell": cfg.cell.name, "short": cfg.cell.get("short"), "task": cfg.task.name, "seed": cfg.seed})
         recorder = [StreamRecorder(run_dir, labels=probe.labels)] if hasattr(task, "open_stream") else []
+        if cfg.stop_when_solved.enabled:
+            solved_stop = StopWhenSolved(task.metric, task.solved_threshold, task.higher_is_better, cfg.stop_when_solved.patience)
+        if trial_storage is not None:
+            from .tune_pruning import TrialPruning, build_pruner
+
+            interval = cfg.trainer.val_check_interval  # an int: the step of the first validation
+            pruner = build_pruner(cfg.tune.pruner, cfg.tune.pruner_startup_trials, cfg.tune.pruner_warmup_steps,
+                                  interval if isinstance(interval, int) else 1, cfg.trainer.max_steps)
+            pruning = TrialPruning(trial_storage, cfg.tune.study_id, cfg.tune.trial, task.metric, pruner)
+        # stop_when_solved before pruning: a trial that is solved ends as completed, not pruned
+        stopping = [c for c in (solved_stop, pruning) if c is not None]
         trainer_args = dict(config["trainer"])
         if trainer_args.get("profiler") == "simple":  # debug=profile: its table into the run dir, not the silenced Lightning log
             from pytorch_lightning.profilers import SimpleProfiler
 
             trainer_args["profiler"] = SimpleProfiler(dirpath=run_dir, filename="profile")
         trainer = pl.Trainer(**trainer_args, logger=loggers,
-                             callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation()],
+                             callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation(), *stopping],
                              plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
         if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
             train_loader, val_loader, test_loader = stream_loaders(task, cfg.optim.batch_size)
@@ -232,6 +253,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         gc.freeze()
         trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
         del checkpoint
+        if pruning is not None and pruning.pruned_at_step is not None:  # no test: the trial's value is its validation
+            raise TrialPruned(pruning.pruned_at_step)
         if model.best_state is not None:  # test the weights that scored best on validation
             model.load_state_dict(model.best_state)
         tested = trainer.test(model, test_loader, verbose=False)[0]
@@ -240,6 +263,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record["status"] = "completed"
     except Diverged as e:
         record.update(status="diverged", error=str(e))
+    except TrialPruned as e:
+        record.update(status="pruned", pruned_at_step=e.step)
     except JobInterrupted as e:  # recorded, then raised again: the process must stop and say so
         record.update(status="interrupted", error=f"interrupted by {e} (resumable from its last checkpoint)")
         interrupted = e
@@ -253,7 +278,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         record["steps"] = trainer.global_step if trainer is not None else None
     if run is not None and record["status"] == "completed" and cfg.wandb.log_model:  # before prune can remove best.ckpt
         log_best_checkpoint(run, run_dir, {k: record[k] for k in ("cell", "task", "seed", "steps")} | record["metrics"])
-    if record["status"] in ("completed", "diverged"):
+    if solved_stop is not None:  # steps-to-threshold stays the report's: the first validation past the threshold
+        record.update(stopped_early=solved_stop.stopped_at_step is not None, stopped_at_step=solved_stop.stopped_at_step)
+    if record["status"] in FINAL:
         prune(run_dir, cfg.checkpoint.keep)
     record["duration_s"] = round(time.perf_counter() - start, 3)
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -261,9 +288,10 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict[str,
         write_result(run_dir, record)
     if run is not None:  # what a report read from W&B needs, the same as result.json holds
         keys = ("status", "metric", "higher_is_better", "solved_threshold", "params_recurrent", "hidden_size", "steps", "duration_s")
-        run.summary.update({k: record.get(k) for k in keys} | {"git_commit": record["git"]["commit"], **record["metrics"]})
+        optional = {k: record[k] for k in ("stopped_early", "stopped_at_step", "pruned_at_step") if k in record}
+        run.summary.update({k: record.get(k) for k in keys} | optional | {"git_commit": record["git"]["commit"], **record["metrics"]})
         record_failure(run, record["error"])
-        run.finish(exit_code=0 if record["status"] == "completed" else 1)
+        run.finish(exit_code=0 if record["status"] in ("completed", "pruned") else 1)
     log.info("%s %s seed=%s: %s %s in %s", record["cell"], record["task"], record["seed"], record["status"], record["metrics"], run_dir)
     signals.stop()
     if interrupted is not None or signals.pending is not None:
@@ -361,8 +389,14 @@ def hydra_main(cfg: DictConfig) -> float | None:
         log.info("%s: already %s; skipped", run_dir, previous["status"])
         return
     group = cfg.wandb.group or f"{cfg.name}/{Path(hc.sweep.dir).name if multirun else run_dir.name}"
+    storage = None
+    # only a stage-1 job the sweeper launched knows its trial; confirmation runs are never pruned
+    if cfg.tune.stage == "tune" and cfg.tune.pruner is not None and cfg.tune.study_id is not None:
+        from .tune import storage_url
+
+        storage = storage_url(cfg.tune.storage, Path(hc.sweep.dir))
     try:
-        record = train(cfg, run_dir, group)
+        record = train(cfg, run_dir, group, trial_storage=storage)
     except JobInterrupted as e:
         again = shlex.join(["lstm-ablate", *(a for a in sys.argv[1:] if not a.startswith("resume="))])
         where = Path(hc.sweep.dir) if multirun else run_dir

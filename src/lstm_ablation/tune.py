@@ -12,6 +12,9 @@ command-line sweeps, Hydra's override grammar) names the points to compare, usua
   training) with its direction; a diverged trial scores the memoryless baseline, never NaN.
 - stage 2, confirm: the best trial of each point is re-run on `tune.confirm.seeds` fresh seeds (the
   first integers other than the tuning seed). The report's verdicts come from these runs only.
+- pruning (`tune.pruner`: median | hyperband, off by default): stage-1 trials report their
+  validation value at each validation and stop when the pruner says so (tune_pruning.py); a pruned
+  trial is told PRUNED and holds its slot like a finished one. Stage 2 is never pruned.
 Every trial is an ordinary job (result.json, W&B run, probes; `tune.stage` = tune | confirm in its
 config), launched `tune.n_jobs` at a time through the configured hydra/launcher.
 
@@ -48,6 +51,7 @@ from .spec import ConfigError
 log = logging.getLogger("lstm_ablation")
 SAMPLERS = ("random", "tpe")
 STAGES = ("tune", "confirm")
+PRUNERS = ("median", "hyperband")  # tune.pruner (tune_pruning.py)
 FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
 # A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
 BIAS_GATES = {"cell.input_bias": "input_gate", "cell.forget_bias": "forget_gate", "cell.output_bias": "output_gate"}
@@ -135,6 +139,15 @@ def check_settings(tune: DictConfig) -> None:
         raise ConfigError(f"tune.sampler: got {tune.sampler!r}; allowed: {', '.join(SAMPLERS)}")
     if tune.storage is not None and (not isinstance(tune.storage, str) or "://" not in tune.storage):
         raise ConfigError(f"tune.storage: got {tune.storage!r}; allowed: null (SQLite in the sweep dir) or an SQLAlchemy URL such as sqlite:///tune.db")
+    if tune.pruner is not None and tune.pruner not in PRUNERS:
+        raise ConfigError(f"tune.pruner: got {tune.pruner!r}; allowed: null (no pruning), {', '.join(PRUNERS)}")
+    count("pruner_startup_trials", tune.pruner_startup_trials, 0)
+    count("pruner_warmup_steps", tune.pruner_warmup_steps, 0)
+
+
+def storage_url(storage: str | None, sweep_dir: Path) -> str:
+    """`tune.storage`, or the SQLite file in the sweep dir: the sweeper's and its trial jobs' (pruning)."""
+    return storage or f"sqlite:///{(Path(sweep_dir) / 'optuna.db').resolve()}"
 
 
 def format_value(value: Any) -> str:
@@ -149,8 +162,8 @@ def worker_id() -> str:
 
 
 def finished(trial) -> bool:
-    """A trial whose job ran to its end (any status): it holds its slot for good."""
-    return trial.state.name == "COMPLETE" or (trial.state.name == "FAIL" and "job_status" in trial.user_attrs)
+    """A trial whose job ran to its end (any status, pruned included): it holds its slot for good."""
+    return trial.state.name in ("COMPLETE", "PRUNED") or (trial.state.name == "FAIL" and "job_status" in trial.user_attrs)
 
 
 def abandoned(trial) -> bool:
@@ -220,7 +233,8 @@ class Point:
 
 
 def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
-    """Record a job's outcome on its trial: COMPLETE with the objective, or FAIL with the error."""
+    """Record a job's outcome on its trial: COMPLETE with the objective, PRUNED (with its last reported
+    value, as Optuna's own tell does), or FAIL with the error."""
     from optuna.trial import TrialState
 
     from optuna.exceptions import UpdateFinishedTrialError
@@ -232,7 +246,11 @@ def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
         storage.set_trial_user_attr(trial_id, "job_status", status)
         if record and record.get("error") or error:
             storage.set_trial_user_attr(trial_id, "error", str(error or record.get("error"))[:500])
-        if value is None:
+        if status == "pruned":
+            trial = storage.get_trial(trial_id)
+            last = trial.intermediate_values.get(trial.last_step) if trial.last_step is not None else None
+            storage.set_trial_state_values(trial_id, TrialState.PRUNED, [last] if last is not None and math.isfinite(last) else None)
+        elif value is None:
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         else:
             storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [value])
@@ -356,6 +374,8 @@ def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) ->
         trial.set_user_attr("job_dir", str(job_dir))
         overrides = [*point.overrides, *(f"{k}={format_value(v)}" for k, v in params.items()), f"seed={seed}",
                      f"tune.stage={stage}", f"tune.trial={source}", f"hydra.sweep.subdir={name}"]
+        if stage == "tune":  # where the job reports its validations when pruning is on (tune_pruning.py)
+            overrides.append(f"tune.study_id={study._study_id}")
         jobs.append(Job(point, stage, trial, slot, overrides, job_dir))
     return jobs
 
@@ -490,7 +510,7 @@ class TuneSweeper(Sweeper):
         sweep_dir = Path(cfg.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
-        url = cfg.tune.storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
+        url = storage_url(cfg.tune.storage, sweep_dir)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
         for i, point in enumerate(points):

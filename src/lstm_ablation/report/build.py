@@ -30,7 +30,7 @@ EXPECTATIONS_FILE = "expectations.csv"  # derived: each published expectation be
 EXPECTATIONS_COLUMN = "config.report.expectations"  # each run's resolved study config carries them
 # Everything a report writes; any other file in a report dir is the user's and survives a rebuild.
 REPORT_NAMES = DATA_FILES + (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE, *STREAM_FILES, "summary.csv", EXPECTATIONS_FILE, "README.md", "tables.tex", "plots")
-NUMERIC_COLUMNS = ("seed", "value", "baseline", "solved_threshold", "params", "steps", "duration_s")
+NUMERIC_COLUMNS = ("seed", "value", "baseline", "solved_threshold", "params", "steps", "duration_s", "stopped_at_step")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

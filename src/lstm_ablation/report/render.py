@@ -114,6 +114,21 @@ def min_p_line(table: pd.DataFrame, alpha: float) -> str:
     return line
 
 
+def stopped_line(runs: pd.DataFrame) -> str | None:
+    """Which runs of a task stop_when_solved ended (None when none did: older runs never did)."""
+    if "stopped_at_step" not in runs:
+        return None
+    stopped = runs[runs["stopped_at_step"].notna()]
+    if stopped.empty:
+        return None
+    column = "config.stop_when_solved.patience"
+    patience = sorted({int(p) for p in stopped[column].dropna()}) if column in stopped else []
+    which = ", ".join(f"`{r['cell']}` s{fmt_int(r['seed'])} at step {fmt_int(r['stopped_at_step'])}" for _, r in stopped.iterrows())
+    return (f"{len(stopped)} of {len(runs)} runs stopped when solved (stop_when_solved, patience "
+            f"{', '.join(map(str, patience)) or DASH}): {which}. Their test values are those of the weights when solved, "
+            "not after the full budget: compare solve rates and steps to threshold, not final values.")
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
@@ -121,7 +136,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: dict[str, str],
-                  expectations: pd.DataFrame, alpha: float) -> str:
+                  expectations: pd.DataFrame, alpha: float, stopped: str | None = None) -> str:
     """The compact main table (the rest of the numbers are in summary.csv) and the literature beside it."""
     first = table.iloc[0]
     metric = first["metric"] or "?"
@@ -142,6 +157,7 @@ def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: d
         f"Headline: test {metric} ({direction(first)}) of the weights with the best validation score. "
         f"Memoryless baseline: **{fmt(first['baseline'])}**. Solved: {solved_rule}.", "",
         markdown_table(header, rows), "",
+        *([stopped, ""] if stopped else []),
         min_p_line(table, alpha), "",
     ]
     mine = expectations[expectations["task_label"] == task_label]
@@ -181,7 +197,8 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
     if mixed:  # before the tables: a reader must see that some "seeds" are not replicates
         lines += ["**Warnings**", "", *[f"- {line}" for line in mixed], ""]
     for task_label, table in summary.groupby("task_label", sort=True):
-        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {}), expectations, meta["alpha"]))
+        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {}), expectations, meta["alpha"],
+                                   stopped_line(runs[runs["task_label"] == task_label])))
     if ALL_TASKS in plots:
         lines += ["## Difference from the reference, all tasks", "",
                   "Colour: how much worse than the reference (difference of medians, signed so that positive is worse), as a "

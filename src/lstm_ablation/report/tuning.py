@@ -192,6 +192,10 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool) -> 
              "memoryless baseline), the quantity the search optimised. Best-of-N favours cells that are merely noisy; "
              "the verdicts above come from the confirmation runs only.", "",
              markdown_table(["parameter", "search range"], [[f"`{k}`", f"`{v}`"] for k, v in spec.items()]), ""]
+    pruners = sorted(trials["config.tune.pruner"].dropna().unique()) if "config.tune.pruner" in trials else []
+    if pruners:
+        lines += [f"Pruning (`tune.pruner`: {', '.join(pruners)}): a trial the pruner stopped at a validation counts as "
+                  "pruned; it has no value here and cannot be the best trial (as in Optuna, only completed trials compete).", ""]
     if plots:
         from .plots import colours
         palette = colours(list(trials["cell"].unique()), reference)
@@ -206,7 +210,7 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool) -> 
             mine = task_trials[task_trials["cell"] == cell]
             values = mine["objective"][np.isfinite(mine["objective"])]
             counts = mine["status"].value_counts()
-            extra = [f"{int(counts[s])} {s}" for s in ("diverged", "failed", MISSING) if counts.get(s, 0)]
+            extra = [f"{int(counts[s])} {s}" for s in ("diverged", "pruned", "failed", MISSING) if counts.get(s, 0)]
             params = tuned_params(mine, list(spec))
             if len(values):
                 best = mine.loc[values.idxmax() if higher else values.idxmin()]

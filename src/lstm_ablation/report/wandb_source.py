@@ -89,6 +89,7 @@ def run_record(run) -> tuple[dict, list[str]]:
         "steps": summary.get("steps", summary.get(STEP_KEY)), "duration_s": number(summary.get("duration_s", summary.get("_runtime"))),
         "git": {"commit": summary.get("git_commit") or git_commit(run), "dirty": None},
         "config": nested, "error": summary.get("error"),
+        **{k: summary[k] for k in ("stopped_early", "stopped_at_step") if k in summary},  # stop_when_solved
     }
     return record, warnings
 
