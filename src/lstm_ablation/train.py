@@ -249,9 +249,15 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
             log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
         # Hydra, Lightning, W&B and the task leave ~450,000 long-lived objects behind (W&B offline); Python's
         # cyclic collector walked them all on each full collection (perf: ~6% of a study job at H=64).
-        # They are never garbage, so they move to the permanent generation before the step loop.
+        # They are not garbage, so they sit in the permanent generation for the step loop (what is
+        # garbage now is collected once first; unfreeze after, so a process running many jobs, such
+        # as the tests, frees them as usual).
+        gc.collect()
         gc.freeze()
-        trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
+        try:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
+        finally:
+            gc.unfreeze()
         del checkpoint
         if pruning is not None and pruning.pruned_at_step is not None:  # no test: the trial's value is its validation
             raise TrialPruned(pruning.pruned_at_step)
