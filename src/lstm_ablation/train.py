@@ -8,7 +8,6 @@ This is the only module that knows Hydra; `train(cfg, run_dir)` works on any com
 """
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import re
@@ -247,17 +246,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
         if checkpoint:
             record["resumed_from_step"] = checkpoint["global_step"]
             log.info("resuming from %s at step %d", checkpoint["path"], checkpoint["global_step"])
-        # Hydra, Lightning, W&B and the task leave ~450,000 long-lived objects behind (W&B offline); Python's
-        # cyclic collector walked them all on each full collection (perf: ~6% of a study job at H=64).
-        # They are not garbage, so they sit in the permanent generation for the step loop (what is
-        # garbage now is collected once first; unfreeze after, so a process running many jobs, such
-        # as the tests, frees them as usual).
-        gc.collect()
-        gc.freeze()
-        try:
-            trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
-        finally:
-            gc.unfreeze()
+        trainer.fit(model, train_loader, val_loader, ckpt_path=checkpoint["path"] if checkpoint else None)
         del checkpoint
         if pruning is not None and pruning.pruned_at_step is not None:  # no test: the trial's value is its validation
             raise TrialPruned(pruning.pruned_at_step)
