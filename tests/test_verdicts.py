@@ -250,3 +250,17 @@ def test_committed_reports_regenerate_byte_identical(tmp_path: Path) -> None:
     before = tree_bytes(tmp_path / "reports")
     main(["--regenerate", str(tmp_path / "reports")])
     assert tree_bytes(tmp_path / "reports") == before
+
+
+def test_the_index_states_each_studys_compute() -> None:
+    """CPU-hours weigh each job by its threads (unset counts as 1, and says so); the span runs from
+    the first job's start to the last one's finish."""
+    import pandas as pd
+
+    from lstm_ablation.report.literature import compute
+
+    runs = pd.DataFrame({"duration_s": [3600.0, 1800.0, None], "config.num_threads": [2, None, 1],
+                         "finished": ["2026-11-29T10:00:00Z", "2026-11-29T12:00:00Z", None]})
+    assert compute(runs) == ("Compute: 2.50 CPU-hours (1.50 job-hours; 1 job(s) without num_threads counted as 1 thread), "
+                             "3.00 h from the first job's start to the last one's finish.")
+    assert compute(pd.DataFrame({"status": ["missing"]})) == "Compute: not recorded."

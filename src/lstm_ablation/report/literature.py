@@ -115,6 +115,26 @@ def cell_column(table: pd.DataFrame, task_label: str, cell: str) -> str:
     return "; ".join(f"{r['expect']} ({r['source'].split(',')[0]}): {r['agrees']}" for _, r in mine.iterrows()) or "–"
 
 
+def compute(runs: pd.DataFrame) -> str:
+    """What a study cost, from its runs' records: CPU-hours (each job's duration times its torch
+    threads) and the wall-clock span from the first job's start to the last job's finish (pauses
+    and gaps between parts included)."""
+    if "duration_s" not in runs or runs["duration_s"].isna().all():
+        return "Compute: not recorded."
+    threads = runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
+    known = runs["duration_s"].notna()
+    cpu_h = (runs["duration_s"] * threads.fillna(1)).sum() / 3600
+    unset = int((known & threads.isna()).sum())
+    text = f"Compute: {cpu_h:.2f} CPU-hours ({runs['duration_s'].sum() / 3600:.2f} job-hours"
+    text += f"; {unset} job(s) without num_threads counted as 1 thread)" if unset else ")"
+    if "finished" in runs and runs["finished"].notna().any():
+        end = pd.to_datetime(runs["finished"], utc=True, errors="coerce")
+        start = end - pd.to_timedelta(runs["duration_s"], unit="s")
+        span_h = (end.max() - start.min()).total_seconds() / 3600
+        text += f", {span_h:.2f} h from the first job's start to the last one's finish"
+    return text + "."
+
+
 def write_index(root: Path) -> Path:
     """root/README.md: every report under root with its expected/found/agrees rows (from each
     report's expectations.csv), rebuilt from the reports' own files: regenerable, never hand-written."""
@@ -132,10 +152,10 @@ def write_index(root: Path) -> Path:
     for report in find_reports(root):
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
-        runs = pd.read_csv(report / "results.csv", usecols=["status"])
+        runs = pd.read_csv(report / "results.csv")
         counts = runs["status"].value_counts()
         status = ", ".join(f"{int(counts[s])} {s}" for s in sorted(counts.index))
-        lines += [f"## [{meta['title']}]({rel}/README.md)", "", f"{len(runs)} runs ({status}).", ""]
+        lines += [f"## [{meta['title']}]({rel}/README.md)", "", f"{len(runs)} runs ({status}). {compute(runs)}", ""]
         path = report / "expectations.csv"
         table = pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.is_file() else pd.DataFrame()
         if table.empty:
