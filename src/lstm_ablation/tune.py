@@ -491,8 +491,13 @@ class TuneSweeper(Sweeper):
             confirm = [s for s in range(seed + cfg.tune.confirm.seeds + 1) if s != seed][: cfg.tune.confirm.seeds]
             points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, confirm,
                                 direction(job_cfg)))
-        if unknown := sorted(set(space) - used):
-            raise ConfigError(f"tune.space.{unknown[0]}: unknown parameter (no such config key, or no such gate in any cell of the sweep)")
+        # A gate bias that no cell of this sweep has is the study's space meeting one part of it (a
+        # study run one cell per sweep: the cell without a forget gate has no b_f): say so, go on.
+        # Any other parameter that applies nowhere is a typo or an unknown key.
+        for key in sorted(set(space) - used):
+            if key not in BIAS_GATES:
+                raise ConfigError(f"tune.space.{key}: unknown parameter (no such config key, or no such gate in any cell of the sweep)")
+            log.info("tune: %s is not searched: no cell of this sweep has the %s gate", key, BIAS_GATES[key].split("_")[0])
         return points
 
     def sweep(self, arguments: list[str]) -> Any:
