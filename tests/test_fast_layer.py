@@ -142,6 +142,23 @@ def test_small_shapes_and_zero_state(name, B, T, with_state):
     assert_fast_matches(layer, x, state, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["vanilla", "linear_output", "janet"])
+def test_two_graphs_alive_at_once_keep_their_own_saved_tensors(name):
+    """Forward twice (other batch size and length) before either backward, backward in reverse order:
+    what backward reads (gates, c_t, act_h(c_t), the time-major h_t) must belong to its own call."""
+    layer = make_layer(VARIANTS[name], 3, 5, torch.float64)
+    (x1, s1), (x2, s2) = inputs(2, 7, 3, 5, torch.float64), inputs(4, 3, 3, 5, torch.float64)
+    runs = [layer(x1, s1), layer(x2, s2)]
+    assert all(uses_fast_path(out) for out, _ in runs)
+    grads = [torch.autograd.grad(out.sum() + h.sum() + c.sum(), [x, *s, *layer.parameters()])
+             for (out, (h, c)), x, s in reversed(list(zip(runs, (x1, x2), (s1, s2))))]
+    for (x, s), got in zip(((x2, s2), (x1, s1)), grads):
+        out, (h, c) = layer.reference_forward(x, s)
+        want = torch.autograd.grad(out.sum() + h.sum() + c.sum(), [x, *s, *layer.parameters()])
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
 def test_partial_losses():
     """Only c_T, only h_T or only out used: the other gradients arrive as None."""
     layer = make_layer(VARIANTS["peephole"], 3, 5, torch.float64)
