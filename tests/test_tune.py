@@ -179,15 +179,19 @@ def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
 
 def test_a_study_run_one_cell_per_sweep_skips_the_biases_its_cell_lacks(tmp_path):
     """experiments/seed_gates_tuned.yaml run as one sweep per cell: no_input_gate has no b_i, so the
-    study's cell.input_bias applies to no cell of that sweep; it is not searched, and the sweep runs."""
+    study's cell.input_bias applies to no cell of that sweep; it is not searched, and the sweep runs.
+    Its report's gradient table, like its statistics, is about the confirmation runs only."""
     sweep = tmp_path / "sweep"
-    done = lstm_ablate("-m", "hydra/sweeper=tune", "cell=no_input_gate", SPACE, "tune.n_trials=1", "tune.confirm.seeds=1",
-                       "tune.n_jobs=1", *TINY, "num_threads=1", "probe.enabled=false", "name=one_cell",
+    done = lstm_ablate("-m", "hydra/sweeper=tune", "cell=no_input_gate", SPACE, "tune.n_trials=2", "tune.confirm.seeds=1",
+                       "tune.n_jobs=1", *TINY, "num_threads=1", "report.after_sweep=true", "name=one_cell",
                        f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     trial = json.loads((sweep / "tune-no_input_gate-t0" / "result.json").read_text())
     assert trial["config"]["cell"]["input_bias"] is None and trial["status"] == "completed"
     assert (sweep / "confirm-no_input_gate-c0-s1" / "result.json").is_file()
+    gradients = (sweep / "report" / "README.md").read_text().split("## Gradient flow and gates")[1]
+    row = next(line for line in gradients.splitlines() if line.startswith("| no_input_gate"))
+    assert [c.strip() for c in row.split("|")[1:4]] == ["no_input_gate", "adding", "1"]  # seed 1 only, not the trials' seed 0
 
 
 @pytest.mark.parametrize("key, value, line", [

@@ -81,8 +81,11 @@ def gradient_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFram
     """README section from the probes: |dL/dh_t| vs t per variant (one plot per task) and the summary numbers."""
     from . import gradients
 
-    curves = pd.read_csv(data_dir / GRAD_CURVES_FILE)
-    summaries = pd.read_csv(data_dir / GRAD_SUMMARY_FILE)
+    # Only the runs the statistics are about: in a tuned sweep the stage-1 trials (all on the tuning
+    # seed, each with other settings) would pool a dozen configurations into one "seed".
+    keep = set(runs["run"])
+    curves, summaries = (df[df["run_dir"].isin(keep)] for df in
+                         (pd.read_csv(data_dir / GRAD_CURVES_FILE), pd.read_csv(data_dir / GRAD_SUMMARY_FILE)))
     lines = ["", "## Gradient flow and gates", "",
              "How much of the loss gradient reaches input step t, relative to the last step "
              "(|dL/dh_t| / |dL/dh_T|, total derivative through all later steps; dashed: the cell state c), "
