@@ -26,6 +26,7 @@ import optuna
 
 from lstm_ablation.report.collect import read_curve
 from lstm_ablation.results import read_result
+from lstm_ablation.tune import objective
 from lstm_ablation.tune_pruning import build_pruner
 
 
@@ -38,7 +39,7 @@ def stage1_trials(sweep_dir: Path) -> list[dict]:
             continue  # a failed or diverged trial is what it is with or without pruning
         curve = read_curve(path.parent, record["metric"], path.parent.name)
         trials.append({"number": record["config"]["tune"]["trial"], "record": record,
-                       "objective": record["metrics"][f"val/{record['metric']}_best"],
+                       "objective": objective(record),
                        "steps": [int(s) + 1 for s in curve["step"]], "values": list(curve["value"])})
     return sorted(trials, key=lambda t: t["number"])
 

@@ -131,7 +131,7 @@ class LSTMFunction(torch.autograd.Function):
         out, h_T, c_T, *saved = extension().forward(x, h0, c0, w_ih, w_hh, bias, peephole, *flags, save)
         if save:  # saved = Z (T, B, G*H) activated gates, C (T, B, H) cell states, A (T, B, H) act_h(C),
             #           Hs (T + 1, B, H) h_0 .. h_T time-major
-            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, peephole, *saved)
+            ctx.save_for_backward(x, c0, w_ih, w_hh, peephole, *saved)  # h0 is Hs[0]
             ctx.flags = flags
         ctx.set_materialize_grads(False)  # unused outputs give None, not zeros to read
         return out, h_T, c_T
@@ -139,9 +139,9 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_h_T, grad_c_T):
-        x, h0, c0, w_ih, w_hh, peephole, Z, C, A, Hs = ctx.saved_tensors
+        x, c0, w_ih, w_hh, peephole, Z, C, A, Hs = ctx.saved_tensors
         dx, dh0, dc0, dw_ih, dw_hh, db, dpeep = extension().backward(
-            grad_out, grad_h_T, grad_c_T, x, h0, c0, w_ih, w_hh, peephole, Z, C, A, Hs, *ctx.flags,
+            grad_out, grad_h_T, grad_c_T, x, c0, w_ih, w_hh, peephole, Z, C, A, Hs, *ctx.flags,
             ctx.needs_input_grad[0])
         return dx if ctx.needs_input_grad[0] else None, dh0, dc0, dw_ih, dw_hh, db, dpeep, None, None
 

@@ -241,7 +241,7 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& x, const at::Tensor& h0_,
 std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_,
                                       const c10::optional<at::Tensor>& grad_h_T,
                                       const c10::optional<at::Tensor>& grad_c_T, const at::Tensor& x,
-                                      const at::Tensor& h0_, const at::Tensor& c0_, const at::Tensor& w_ih,
+                                      const at::Tensor& c0_, const at::Tensor& w_ih,
                                       const at::Tensor& w_hh, const c10::optional<at::Tensor>& peephole,
                                       const at::Tensor& Z, const at::Tensor& C, const at::Tensor& A,
                                       const at::Tensor& Hs,
@@ -249,7 +249,7 @@ std::vector<at::Tensor> lstm_backward(const c10::optional<at::Tensor>& grad_out_
                                       double beta, int64_t rec_col, bool need_dx) {
   const Variant v = make_variant(input, forget, has_o, act_g, act_h, beta, peephole.has_value());
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), GH = w_ih.size(0), RH = w_hh.size(0);
-  at::Tensor c0 = c0_.contiguous();  // h_0 is Hs[0]
+  at::Tensor c0 = c0_.contiguous();  // h_0 is Hs[0]: backward needs no h0 argument
   // Rows of grad_out are read in place when their inner stride is 1; otherwise (y.sum() gives an
   // expanded one) each step's (B, H) slice is copied into go_step, never the whole (B, T, H).
   at::Tensor grad_out = grad_out_.has_value() ? *grad_out_ : at::Tensor();

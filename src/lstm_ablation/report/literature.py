@@ -152,7 +152,7 @@ def write_index(root: Path) -> Path:
     for report in find_reports(root):
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
-        runs = pd.read_csv(report / "results.csv")
+        runs = pd.read_csv(report / "results.csv", usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads"))
         counts = runs["status"].value_counts()
         status = ", ".join(f"{int(counts[s])} {s}" for s in sorted(counts.index))
         lines += [f"## [{meta['title']}]({rel}/README.md)", "", f"{len(runs)} runs ({status}). {compute(runs)}", ""]
