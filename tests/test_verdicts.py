@@ -141,8 +141,20 @@ def test_expectation_table_from_a_study_yaml(toy_sweep: Path, tmp_path: Path) ->
     reports = regenerate(tmp_path / "reports")                          # a reports dir: the index is written
     assert reports == [out]
     text = index.read_text()
-    assert "[toy](toy/README.md)" in text and "| adding | `no_forget_gate` | NFG hurts |" in text
-    assert "Agrees: 2 not run, 4 yes." in text
+    assert "| [toy](toy/README.md) | 15 (15 completed) |" in text and "| 2 not run, 4 yes |" in text
+    assert "| NFG hurts (Greff et al. 2017 [V]) | adding | `no_forget_gate` | worse | Δ median" in text
+    assert text.count("(toy/README.md) |\n") == 4                     # the four tested claims, each linked
+    untested = text.split("## Claims recorded but not yet tested")[1]
+    assert "`coupled_gates`: CIFG does not hurt" in untested and "`rnn`: on copy" in untested
+    assert "NFG hurts" not in untested
+    # a second study testing the same claims: its rows sit beside the first study's, the claim not repeated
+    write_report([toy_sweep], tmp_path / "reports" / "toy_again", plots=False, expectations=expectations)
+    regenerate(tmp_path / "reports")
+    findings = index.read_text().split("## Findings")[1].split("## Claims")[0]
+    rows = [line for line in findings.splitlines() if line.startswith("| ") and "](" in line]
+    assert [r.rsplit("| [", 1)[1].split("]")[0] for r in rows[:2]] == ["toy", "toy_again"]
+    assert rows[0].startswith("| H6: the RNN fails") or rows[0].startswith("| NFG hurts")
+    assert rows[1].startswith("| 〃 | adding |") and len(rows) == 8
     before = tree_bytes(tmp_path / "reports")
     regenerate(tmp_path / "reports")
     assert tree_bytes(tmp_path / "reports") == before

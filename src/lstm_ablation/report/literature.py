@@ -136,36 +136,63 @@ def compute(runs: pd.DataFrame) -> str:
 
 
 def write_index(root: Path) -> Path:
-    """root/README.md: every report under root with its expected/found/agrees rows (from each
-    report's expectations.csv), rebuilt from the reports' own files: regenerable, never hand-written."""
+    """root/README.md, rebuilt from the reports' own files (regenerable, never hand-written):
+    1. Studies: each report with its runs, its compute and the tally of its claims.
+    2. Findings: one table across studies of every claim a study tested ("not run" rows left out),
+       the same claim from different studies side by side, each row linking to its report.
+    3. Claims recorded but not yet tested by any study."""
     from .build import META_FILE, find_reports
     from .render import markdown_table
     import json
 
     root = Path(root)
-    lines = [INDEX_MARK, "", "# Reports", "",
-             "Every committed study, each finding beside what the literature reported "
-             "(tags: V checked against the paper, S secondary source, U unverified). "
-             "Names follow this project: its `vanilla` is Greff et al. 2017's NP (no peepholes; their "
-             "\"vanilla\" has peepholes) and its `peephole` is Greff's V. "
-             "Rebuilt by `lstm-ablate-report --regenerate reports/`.", ""]
+    studies, tables = [], []
     for report in find_reports(root):
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
         runs = pd.read_csv(report / "results.csv", usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads"))
         counts = runs["status"].value_counts()
         status = ", ".join(f"{int(counts[s])} {s}" for s in sorted(counts.index))
-        lines += [f"## [{meta['title']}]({rel}/README.md)", "", f"{len(runs)} runs ({status}). {compute(runs)}", ""]
         path = report / "expectations.csv"
         table = pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.is_file() else pd.DataFrame()
         if table.empty:
-            lines += ["No published expectations recorded for this study.", ""]
-            continue
-        rows = [[r["task_label"], f"`{r['cell']}`", r["claim"], expected_text(r), r["found"], f"**{r['agrees']}**"]
-                for _, r in table.iterrows()]
-        tally = table["agrees"].value_counts()
-        lines += [markdown_table(["task", "variant", "published claim", "expected (source [tag])", "found (n, interval)", "agrees?"], rows),
-                  "", "Agrees: " + ", ".join(f"{int(tally[k])} {k}" for k in sorted(tally.index)) + ".", ""]
+            tally = "no claims recorded"
+        else:
+            counts = table["agrees"].value_counts()
+            tally = ", ".join(f"{int(counts[k])} {k}" for k in sorted(counts.index))
+            tables.append(table.assign(report=f"[{rel}]({rel}/README.md)"))
+        studies.append([f"[{meta['title']}]({rel}/README.md)", f"{len(runs)} ({status})", compute(runs).removeprefix("Compute: "), tally])
+    lines = [INDEX_MARK, "", "# Reports", "",
+             "Every committed study, each finding beside what the literature reported "
+             "(tags: V checked against the paper, S secondary source, U unverified). "
+             "Names follow this project: its `vanilla` is Greff et al. 2017's NP (no peepholes; their "
+             "\"vanilla\" has peepholes) and its `peephole` is Greff's V. "
+             "Rebuilt by `lstm-ablate-report --regenerate reports/`.", "",
+             "## Studies", "",
+             "Compute: CPU-hours are each job's duration times its torch threads; the span runs from the "
+             "first job's start to the last one's finish (gaps between parts included).", "",
+             markdown_table(["report", "runs", "compute", "claims: agrees?"], studies), ""]
+    every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*EXPECTATION_COLUMNS, "report"])
+    # the same claim from several studies (tuned, untuned, a follow-up check) in adjacent rows, in report order
+    every["order"] = range(len(every))
+    first_seen = every.groupby(["source", "claim"], sort=False)["order"].transform("min")
+    every = every.assign(first=first_seen).sort_values(["first", "order"], kind="stable")
+    tested = every[every["agrees"] != "not run"]
+    claims = [f"{r['claim']} ({r['source']} [{r['tag']}])" for _, r in tested.iterrows()]
+    rows = [[claim if i == 0 or claim != claims[i - 1] else "〃", r["task_label"], f"`{r['cell']}`", r["expect"] + (
+             "" if pd.isna(r["value"]) else f" {_num(r['value'], 4)}"), r["found"], f"**{r['agrees']}**", r["report"]]
+            for i, (claim, (_, r)) in enumerate(zip(claims, tested.iterrows()))]
+    lines += ["## Findings", "",
+              "Every claim a study tested, what it found (n seeds, 95% interval, Holm-corrected p) and whether "
+              "it agrees; the same claim from several studies in adjacent rows (〃: as above). Each report states its protocol "
+              "(tuned or not), budget and seeds.", ""]
+    lines += [markdown_table(["claim (source [tag])", "task", "variant", "expected", "what we found (n, interval, p)",
+                              "agrees?", "report"], rows) if rows else "No study has tested a claim yet.", ""]
+    untested = every.groupby(["source", "claim"], sort=False).filter(lambda g: (g["agrees"] == "not run").all())
+    untested = untested.drop_duplicates(["source", "claim", "cell"])
+    if len(untested):
+        lines += ["## Claims recorded but not yet tested", "",
+                  *[f"- `{r['cell']}`: {r['claim']} ({r['source']} [{r['tag']}])" for _, r in untested.iterrows()], ""]
     path = root / "README.md"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines).rstrip() + "\n")
