@@ -320,3 +320,39 @@ def test_tuned_seed_gates_study_composes_and_its_space_fits_every_cell():
                 validate(job)
     assert "cell.input_bias" in searched["vanilla"] and "cell.input_bias" not in searched["no_input_gate"]
     assert searched["rnn"] == ["optim.batch_size", "optim.lr", "trainer.gradient_clip_val"]  # no gates, no biases
+
+
+STUDIES = [p.stem for p in (Path(__file__).parents[1] / "experiments").glob("*.yaml") if p.stem != "seed_gates_tuned"]
+
+
+@pytest.mark.parametrize("study", sorted(STUDIES))
+def test_hparams_search_gates_turns_every_study_into_a_tuned_one(study):
+    """`experiment=<study> hparams_search=gates`: the tune sweeper, one tuning seed instead of the
+    study's ten seeds, its grid of cells (and tasks) kept, and the committed tuned study's space."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        plain = compose("config", overrides=[f"experiment={study}"], return_hydra_config=True)
+        tuned = compose("config", overrides=[f"experiment={study}", "hparams_search=gates"], return_hydra_config=True)
+        reference = compose("config", overrides=["experiment=seed_gates_tuned"])
+    assert tuned.hydra.sweeper._target_ == "hydra_plugins.lstm_ablation_tune.TuneSweeper"
+    assert plain.hydra.sweeper.params.seed == "0,1,2,3,4,5,6,7,8,9" and tuned.hydra.sweeper.params.seed == "0"
+    assert tuned.hydra.sweeper.params.cell == plain.hydra.sweeper.params.cell
+    assert OmegaConf.to_container(tuned.tune.space) == OmegaConf.to_container(reference.tune.space)
+    assert tuned.trainer.max_steps == plain.trainer.max_steps       # the study's budget, for every cell and trial
+
+
+def test_hparams_search_gates_runs_a_tuned_digits_study(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = lstm_ablate("-m", "experiment=sequential_digits", "hparams_search=gates", "hydra.sweeper.params.cell='vanilla,rnn'",
+                       "hydra.sweeper.params.task=permuted_digits", "tune.n_trials=2", "tune.confirm.seeds=1", "tune.n_jobs=1",
+                       "model.hidden_size=8", "trainer.max_steps=4", "trainer.val_check_interval=2", "wandb.mode=disabled",
+                       "probe.enabled=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    assert runs == ["confirm-rnn-c0-s1", "confirm-vanilla-c0-s1", "tune-rnn-t0", "tune-rnn-t1", "tune-vanilla-t0",
+                    "tune-vanilla-t1"], runs
+    rnn = json.loads((sweep / "tune-rnn-t1" / "result.json").read_text())["config"]
+    assert rnn["seed"] == 0 and rnn["tune"]["stage"] == "tune" and rnn["task"]["name"] == "permuted_digits"
+    assert rnn["trainer"]["max_steps"] == 4 and rnn["optim"]["lr"] != 0.001           # its lr searched, the budget not
