@@ -97,9 +97,18 @@ def evaluate(expectations: list[dict], summary: pd.DataFrame, runs: pd.DataFrame
     return pd.DataFrame(rows, columns=EXPECTATION_COLUMNS)
 
 
-def expected_text(row: pd.Series) -> str:
+def expected_value(row: pd.Series) -> str:
+    """What the claim expects, with the published number where it gives one ("matches 0.011")."""
     value = "" if row["value"] is None or pd.isna(row["value"]) else f" {_num(row['value'], 4)}"
-    return f"{row['expect']}{value} ({row['source']} [{row['tag']}])"
+    return f"{row['expect']}{value}"
+
+
+def expected_text(row: pd.Series) -> str:
+    return f"{expected_value(row)} ({row['source']} [{row['tag']}])"
+
+
+def claim_text(row: pd.Series) -> str:
+    return f"{row['claim']} ({row['source']} [{row['tag']}])"
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -151,15 +160,15 @@ def write_index(root: Path) -> Path:
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
         runs = pd.read_csv(report / "results.csv", usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads"))
-        counts = runs["status"].value_counts()
-        status = ", ".join(f"{int(counts[s])} {s}" for s in sorted(counts.index))
+        statuses = runs["status"].value_counts()
+        status = ", ".join(f"{int(statuses[s])} {s}" for s in sorted(statuses.index))
         path = report / "expectations.csv"
         table = pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.is_file() else pd.DataFrame()
         if table.empty:
             tally = "no claims recorded"
         else:
-            counts = table["agrees"].value_counts()
-            tally = ", ".join(f"{int(counts[k])} {k}" for k in sorted(counts.index))
+            verdicts = table["agrees"].value_counts()
+            tally = ", ".join(f"{int(verdicts[k])} {k}" for k in sorted(verdicts.index))
             tables.append(table.assign(report=f"[{rel}]({rel}/README.md)"))
         studies.append([f"[{meta['title']}]({rel}/README.md)", f"{len(runs)} ({status})", compute(runs).removeprefix("Compute: "), tally])
     lines = [INDEX_MARK, "", "# Reports", "",
@@ -173,14 +182,13 @@ def write_index(root: Path) -> Path:
              "first job's start to the last one's finish (gaps between parts included).", "",
              markdown_table(["report", "runs", "compute", "claims: agrees?"], studies), ""]
     every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*EXPECTATION_COLUMNS, "report"])
-    # the same claim from several studies (tuned, untuned, a follow-up check) in adjacent rows, in report order
-    every["order"] = range(len(every))
-    first_seen = every.groupby(["source", "claim"], sort=False)["order"].transform("min")
-    every = every.assign(first=first_seen).sort_values(["first", "order"], kind="stable")
+    # the same claim from several studies (tuned, untuned, a follow-up check) in adjacent rows: claims in
+    # the order they first appear (ngroup without sorting), each claim's rows in report order (stable sort)
+    every = every.assign(first=every.groupby(["source", "claim"], sort=False).ngroup()).sort_values("first", kind="stable")
     tested = every[every["agrees"] != "not run"]
-    claims = [f"{r['claim']} ({r['source']} [{r['tag']}])" for _, r in tested.iterrows()]
-    rows = [[claim if i == 0 or claim != claims[i - 1] else "〃", r["task_label"], f"`{r['cell']}`", r["expect"] + (
-             "" if pd.isna(r["value"]) else f" {_num(r['value'], 4)}"), r["found"], f"**{r['agrees']}**", r["report"]]
+    claims = [claim_text(r) for _, r in tested.iterrows()]
+    rows = [[claim if i == 0 or claim != claims[i - 1] else "〃", r["task_label"], f"`{r['cell']}`", expected_value(r),
+             r["found"], f"**{r['agrees']}**", r["report"]]
             for i, (claim, (_, r)) in enumerate(zip(claims, tested.iterrows()))]
     lines += ["## Findings", "",
               "Every claim a study tested, what it found (n seeds, 95% interval, Holm-corrected p) and whether "
@@ -192,7 +200,7 @@ def write_index(root: Path) -> Path:
     untested = untested.drop_duplicates(["source", "claim", "cell"])
     if len(untested):
         lines += ["## Claims recorded but not yet tested", "",
-                  *[f"- `{r['cell']}`: {r['claim']} ({r['source']} [{r['tag']}])" for _, r in untested.iterrows()], ""]
+                  *[f"- `{r['cell']}`: {claim_text(r)}" for _, r in untested.iterrows()], ""]
     path = root / "README.md"
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines).rstrip() + "\n")
