@@ -322,6 +322,23 @@ def test_tuned_seed_gates_study_composes_and_its_space_fits_every_cell():
     assert searched["rnn"] == ["optim.batch_size", "optim.lr", "trainer.gradient_clip_val"]  # no gates, no biases
 
 
+def test_a_chrono_cell_does_not_search_the_biases_its_init_sets():
+    """JANET's b_f comes from chrono init (log U[1, T_max - 1], b_i = -b_f); a searched cell.forget_bias
+    would be an inert dimension that the best trial still reports, and cell.input_bias an invalid job."""
+    from hydra import compose, initialize_config_module
+
+    from lstm_ablation.tune import applies
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        janet = compose("config", overrides=["experiment=modern_gates", "cell=janet"])
+        vanilla = compose("config", overrides=["experiment=modern_gates", "cell=vanilla"])
+        chrono_vanilla = compose("config", overrides=["experiment=modern_gates", "cell=vanilla", "cell.chrono_t_max=64"])
+    assert janet.cell.chrono_t_max > 0 and not applies("cell.forget_bias", janet)
+    assert applies("cell.forget_bias", vanilla) and not applies("cell.forget_bias", chrono_vanilla)
+    assert applies("cell.input_bias", vanilla) and not applies("cell.input_bias", chrono_vanilla)
+    assert applies("optim.lr", janet)
+
+
 STUDIES = [p.stem for p in (Path(__file__).parents[1] / "experiments").glob("*.yaml") if p.stem != "seed_gates_tuned"]
 
 

@@ -119,8 +119,11 @@ def parse_space(space: Any) -> dict[str, Any]:
 
 
 def applies(key: str, cfg: DictConfig) -> bool:
-    """Whether a parameter exists for this job: a cell without an input gate has no b_i to tune."""
+    """Whether a parameter exists for this job: a cell without an input gate has no b_i to tune, and
+    chrono init (JANET) sets b_f ~ log U[1, T_max - 1] and b_i = -b_f itself, so neither is searched."""
     if key in BIAS_GATES:
+        if key in ("cell.forget_bias", "cell.input_bias") and cfg.cell.get("chrono_t_max"):
+            return False
         return (cfg.cell.get("kind", "lstm") == "lstm" and cfg.cell.get(BIAS_GATES[key]) == "learned"
                 and key.split(".", 1)[1] in cfg.cell)
     return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
