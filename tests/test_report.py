@@ -65,6 +65,17 @@ def test_report_tables_count_every_run(sweep: Path, tmp_path: Path) -> None:
     assert "\\begin{tabular}" in (out / "tables.tex").read_text()
 
 
+def test_a_cell_is_named_as_the_literature_names_it_even_if_its_runs_recorded_an_older_short(sweep: Path, tmp_path: Path) -> None:
+    """The runs recorded vanilla as "V" (Greff et al.'s name for the cell with peepholes); the report
+    names it by its conf/cell short now, NP, and keeps an unknown cell's recorded short."""
+    make_run(sweep, 8, "my_cell", 0, 0.02)  # not in conf/cell: its recorded short MY_CELL stays
+    out = write_report([sweep], tmp_path / "rep", plots=False)
+    assert set(pd.read_csv(out / "results.csv").query("cell == 'vanilla'")["short"]) == {"V"}  # the data as recorded
+    readme = (out / "README.md").read_text()
+    assert "`vanilla` (NP)" in readme and "`vanilla` (V)" not in readme and "`my_cell` (MY_CELL)" in readme
+    assert pd.read_csv(out / "summary.csv").set_index("cell").loc["vanilla", "short"] == "NP"
+
+
 @pytest.mark.parametrize("make_input, expected", [
     (lambda p: p / "nope", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no runs found"),

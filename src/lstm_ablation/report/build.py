@@ -47,13 +47,24 @@ def read_runs(path: Path) -> pd.DataFrame:
     return runs
 
 
+def literature_shorts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each known cell's short name as its conf/cell file gives it now, not as the run recorded it:
+    names follow the literature in every report, also one built from runs made before a name was
+    corrected (our `vanilla` was once "V", which is Greff et al.'s name for the cell with peepholes)."""
+    from ..spec import available_variants, variant_config
+
+    known = {name: variant_config(name).get("short") for name in available_variants()}
+    current = runs["cell"].map(lambda cell: known.get(cell))
+    return runs.assign(short=current.where(current.notna(), runs["short"]))
+
+
 def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     """Everything derived from data_dir's results.csv, curves.csv and report.json, written into target."""
     from . import tuning
     from .stats import summarize
 
     meta = json.loads((data_dir / META_FILE).read_text())
-    runs = read_runs(data_dir / RUNS_FILE)
+    runs = literature_shorts(read_runs(data_dir / RUNS_FILE))
     runs, trials = tuning.split(runs)  # a tuned sweep: statistics from the confirmation runs only
     curves = pd.read_csv(data_dir / CURVES_FILE)
     summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
