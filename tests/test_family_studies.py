@@ -49,3 +49,36 @@ def test_expectations_are_data_in_the_shared_shape(name):
         assert e.get("task") is None or e["task"] in params.task.split(",")
         assert e["expect"] in EXPECT and e["tag"] in ("V", "S", "U") and e["claim"] and e["source"]
         assert e["cell"] != cfg.report.reference or e["expect"] in ("solves", "fails")
+
+
+SHARED = [  # (family study, the single-task study whose jobs it shares, task)
+    ("greff_variants", "sequential_digits", "sequential_digits"),
+    ("greff_variants", "sequential_digits", "permuted_digits"),
+    ("modern_gates", "sequential_digits", "permuted_digits"),
+    ("modern_gates", "selective_copy", "selective_copy"),
+]
+
+
+@pytest.mark.parametrize("family, study, task", SHARED)
+def test_a_family_study_runs_the_same_jobs_as_the_task_study_it_shares_cells_with(family, study, task):
+    """Each task of a family study gets its calibrated budget (task_steps), so its vanilla runs are the
+    task study's: everything a job trains with is equal, only the names and the claims differ."""
+    def job(name):
+        cfg = compose_study(name, f"task={task}", "cell=vanilla", "hparams_search=gates")
+        out = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        for key in ("name", "report", "task_steps"):
+            out.pop(key)
+        return out
+
+    assert job(family) == job(study)
+
+
+def test_a_task_without_a_calibrated_budget_is_refused_in_one_line():
+    from lstm_ablation.spec import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^task_steps: the study has no calibrated budget for task 'adding'; "
+                                          r"allowed: permuted_digits, selective_copy, or set trainer.max_steps$"):
+        validate(compose_study("modern_gates", "task=adding"))
+    cfg = compose_study("modern_gates", "task=adding", "trainer.max_steps=7")  # an explicit budget is the user's choice
+    validate(cfg)
+    assert cfg.trainer.max_steps == 7

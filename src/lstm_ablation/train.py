@@ -51,6 +51,10 @@ def validate(cfg: DictConfig) -> None:
     """Every check that needs no data or training; raises ConfigError (one line) on bad input."""
     from .tasks import check_task_config
 
+    budgets = cfg.get("task_steps")
+    if budgets is not None and OmegaConf.is_interpolation(cfg.trainer, "max_steps") and cfg.task.name not in budgets:
+        raise ConfigError(f"task_steps: the study has no calibrated budget for task {cfg.task.name!r}; allowed: "
+                          f"{', '.join(budgets)}, or set trainer.max_steps")
     cell = OmegaConf.to_container(cfg.cell, resolve=True)
     kind = cell.get("kind", "lstm")
     if kind not in KINDS:
