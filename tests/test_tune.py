@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -248,6 +249,31 @@ def test_tiny_tuned_sweep_with_the_median_pruner(tmp_path):
     assert [c.state.name for c in confirm] == ["COMPLETE"] and confirm[0].intermediate_values == {}  # never pruned
     stage1 = (sweep / "report" / "README.md").read_text().split("### adding: stage 1")[1]
     assert "| `vanilla` | 3/4 (1 pruned) |" in stage1
+
+
+@pytest.mark.parametrize("left", ["interrupted", "completed", None])
+def test_a_trial_whose_sweeper_died_is_asked_again_unless_its_job_finished(tmp_path, left):
+    """SIGTERM makes a job write an `interrupted` record before the sweep process exits: on resume
+    that trial did not finish, so it is asked again with its parameters (as one that left no record);
+    a job that completed while its sweeper died is told from its record, not run twice."""
+    from lstm_ablation.tune import abandoned, reap
+
+    study = optuna.create_study(direction="minimize")
+    trial = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
+    job_dir = tmp_path / f"tune-vanilla-t{trial.number}"
+    job_dir.mkdir()
+    trial.set_user_attr("job_dir", str(job_dir))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{2**22 + 12345}")  # a pid that is not running here
+    if left is not None:
+        record = {"status": left, "metric": "loss", "metrics": {"val/loss_best": 0.5} if left == "completed" else {}}
+        (job_dir / "result.json").write_text(json.dumps(record))
+    reap(study)
+    first, *rest = study.get_trials(deepcopy=False)
+    if left == "completed":
+        assert first.state.name == "COMPLETE" and first.value == 0.5 and rest == [] and job_dir.is_dir()
+    else:
+        assert first.state.name == "FAIL" and abandoned(first) and not job_dir.exists()
+        assert [(t.state.name, t.system_attrs["fixed_params"]) for t in rest] == [("WAITING", first.params)]
 
 
 @pytest.mark.slow  # two sweeper start-ups and 10 jobs: 1-4 min on the shared 2 cores

@@ -20,7 +20,7 @@ config), launched `tune.n_jobs` at a time through the configured hydra/launcher.
 
 Storage: `tune.storage` (any SQLAlchemy URL), default an SQLite file in the sweep dir. Re-running the
 same command on the same sweep dir (or storage) resumes: finished trials are kept; a trial whose
-worker died is marked failed and its parameters are asked again; a job that finished while its
+worker died, or whose job was interrupted (SIGTERM), is marked failed and its parameters are asked again; a job that finished while its
 sweeper was being killed is told from its result.json, not re-run. Several workers may share one
 storage: trials are numbered by the database, and a trial runs only if its number ranks within the
 budget among the live trials (`claims`), so no slot and no confirmation seed is ever run twice.
@@ -270,7 +270,9 @@ def read_record(job_dir: Path) -> dict | None:
 
 def reap(study) -> None:
     """Trials left running by a dead worker: told from result.json if their job finished, else
-    marked failed (their half-written job dir removed) and their parameters asked again."""
+    marked failed (their half-written job dir removed) and their parameters asked again. A job that
+    was interrupted (SIGTERM/SIGINT: its record says `interrupted`) did not finish either: it is asked
+    again like one that left no record, so every cell still gets its n_trials trials and its seeds."""
     from optuna.trial import TrialState
 
     now = time.time()
@@ -279,7 +281,7 @@ def reap(study) -> None:
             continue
         job_dir = Path(t.user_attrs.get("job_dir", "/nonexistent"))
         record = read_record(job_dir)
-        if record is not None:
+        if record is not None and record.get("status") != "interrupted":
             log.info("tune: trial %d of %s finished while its sweeper was stopped: told from %s", t.number, study.study_name, job_dir)
             tell(study, t._trial_id, record, None)
             continue
