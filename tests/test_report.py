@@ -76,6 +76,41 @@ def test_a_cell_is_named_as_the_literature_names_it_even_if_its_runs_recorded_an
     assert pd.read_csv(out / "summary.csv").set_index("cell").loc["vanilla", "short"] == "NP"
 
 
+def write_probes(job: Path, ratio_at_0: float) -> None:
+    """A minimal probes.json: a first and a final probe over T = 3 steps (what the probe callback writes)."""
+    import json
+
+    def probe(step: int, final: bool) -> dict:
+        ratio = [ratio_at_0, 0.5, 1.0]
+        return {"step": step, "final": final, "loss": 0.1, "grad_h": ratio, "grad_h_ratio": ratio, "grad_c": ratio,
+                "grad_c_ratio": ratio, "cell_abs_mean": [0.1] * 3, "cell_abs_max": [0.2] * 3,
+                "gates": {"f": {"mean": [0.9] * 3, "sat_low": [0.0] * 3, "sat_high": [0.1] * 3}},
+                "summary": {"loss": 0.1, "grad_h_log10_ratio": float(np.log10(ratio_at_0)), "grad_c_log10_ratio": 0.0,
+                            "cell_abs_max": 0.2, "gate_f_mean": 0.9, "gate_f_sat_low": 0.0, "gate_f_sat_high": 0.1}}
+    (job / "probes.json").write_text(json.dumps({"labels": {}, "probes": [probe(0, False), probe(29, True)]}))
+
+
+def test_sweeps_of_the_same_name_under_two_parents_keep_their_gradients_apart(tmp_path: Path) -> None:
+    """One cell per sweep, one folder per task (digits/sequential/vanilla, digits/permuted/vanilla): the
+    probes are keyed by the same run ids as results.csv, so the gradient table holds both tasks' runs."""
+    sweeps = []
+    for task, ratio in (("sequential_digits", 0.1), ("permuted_digits", 0.01)):
+        sweep = tmp_path / "digits" / task / "vanilla"
+        for seed in (0, 1):
+            job = make_run(sweep, seed, "vanilla", seed, 0.9, task=task, metric="accuracy", higher=True, baseline=0.1,
+                           threshold=0.9)
+            write_probes(job, ratio)
+        sweeps.append(sweep)
+    out = write_report(sweeps, tmp_path / "rep", plots=False)
+    runs = pd.read_csv(out / "results.csv")
+    gradients = pd.read_csv(out / "gradient_summary.csv")
+    assert sorted(gradients["run_dir"]) == sorted(runs["run"])  # the same ids: permuted/vanilla/0-vanilla-s0, ...
+    table = (out / "README.md").read_text().split("## Gradient flow and gates")[1]
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| vanilla")}
+    assert set(rows) == {"sequential_digits", "permuted_digits"}
+    assert "-2" in rows["permuted_digits"] and "-1" in rows["sequential_digits"]  # log10 of each task's own ratio
+
+
 @pytest.mark.parametrize("make_input, expected", [
     (lambda p: p / "nope", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no runs found"),

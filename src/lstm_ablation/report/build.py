@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import literature, render
-from .collect import Collection, ReportError, collect_local
+from .collect import Collection, ReportError, collect_local, run_id, runs_root
 
 RUNS_FILE, CURVES_FILE, META_FILE = "results.csv", "curves.csv", "report.json"
 DATA_FILES = (RUNS_FILE, CURVES_FILE, META_FILE)
@@ -132,7 +132,8 @@ def gradient_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] |
     run_dirs = [d for sweep in sweep_dirs for d in gradients.probe_dirs(sweep)]
     if not run_dirs:
         return None
-    label = {str(d): f"{d.parent.name}/{d.name}" for d in run_dirs}  # portable: no absolute paths in the data
+    root = runs_root(sweep_dirs)
+    label = {str(d): run_id(d, root) for d in run_dirs}  # results.csv's run ids: portable, no absolute paths
     curves = gradients.collect_curves(run_dirs)
     curves = pd.concat([gradients.at_step(curves, "first"), gradients.at_step(curves, "final")]).drop_duplicates()
     summaries = gradients.at_step(gradients.collect_summaries(run_dirs), "final")

@@ -136,17 +136,26 @@ def finish_time(record: dict, path: Path) -> str | None:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone.utc).strftime(TIME_FORMAT)
 
 
+def runs_root(sweep_dirs) -> Path:
+    """Run ids are paths relative to the sweeps' common parent: unique even when two sweep dirs share a
+    name (digits/sequential/vanilla and digits/permuted/vanilla), and the same ids in every data file."""
+    return Path(os.path.commonpath([Path(d).resolve().parent for d in sweep_dirs]))
+
+
+def run_id(job_dir: Path, root: Path) -> str:
+    return Path(job_dir).resolve().relative_to(root).as_posix()
+
+
 def collect_local(sweep_dirs: list[Path]) -> Collection:
     rows, curves, warnings = [], [], []
     sweep_dirs = list(dict.fromkeys(Path(d) for d in sweep_dirs))  # the same dir twice is one sweep
     for sweep_dir in sweep_dirs:
         if not sweep_dir.is_dir():
             raise ReportError(f"{sweep_dir}: no such directory; expected a sweep directory holding <job>/result.json files")
-    # Run ids relative to the sweeps' common parent: unique even when two sweep dirs share a name.
-    root = Path(os.path.commonpath([d.resolve().parent for d in sweep_dirs]))
+    root = runs_root(sweep_dirs)
     for sweep_dir in sweep_dirs:
         for job_dir in job_dirs(sweep_dir):
-            run = job_dir.resolve().relative_to(root).as_posix()
+            run = run_id(job_dir, root)
             path = job_dir / RESULT_FILE
             try:
                 record = read_result(path)

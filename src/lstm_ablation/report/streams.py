@@ -21,13 +21,16 @@ LABELS = ("cell", "task", "seed")
 def stream_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The test split of every run that has a stream.json: |c| at each chunk end (one row per run and
     position) and symbols until the first error (one row per run and stream); None if no run has one."""
+    from .collect import run_id, runs_root
+
     cells, errors = [], []
+    root = runs_root(sweep_dirs)
     for run_dir in sorted(p.parent for sweep in sweep_dirs for p in Path(sweep).rglob(STREAM_FILE)):
         data = json.loads((run_dir / STREAM_FILE).read_text())
         test = data.get("test")
         if test is None:   # training ended without a test (a failed job): nothing to show
             continue
-        labels = {"run_dir": f"{run_dir.parent.name}/{run_dir.name}", **{k: data["labels"].get(k) for k in LABELS}}
+        labels = {"run_dir": run_id(run_dir, root), **{k: data["labels"].get(k) for k in LABELS}}
         for row, n in enumerate(test["until_first_error"]):
             errors.append({**labels, "stream": row, "until_first_error": n, "stream_len": test["stream_len"]})
         if test["cell"] is not None:
