@@ -252,28 +252,56 @@ def test_tiny_tuned_sweep_with_the_median_pruner(tmp_path):
 
 
 @pytest.mark.parametrize("left", ["interrupted", "completed", None])
-def test_a_trial_whose_sweeper_died_is_asked_again_unless_its_job_finished(tmp_path, left):
-    """SIGTERM makes a job write an `interrupted` record before the sweep process exits: on resume
-    that trial did not finish, so it is asked again with its parameters (as one that left no record);
-    a job that completed while its sweeper died is told from its record, not run twice."""
+def test_a_trial_whose_sweeper_died_runs_again_in_place_unless_its_job_finished(tmp_path, left):
+    """SIGTERM makes a job write an `interrupted` record before the sweep exits; SIGKILL leaves none.
+    Either way the trial did not finish: on resume it runs again in its own dir with its own overrides
+    (train.py continues from checkpoints/last.ckpt), keeping its number, slot and parameters; a job that
+    completed while its sweeper died is told from its record, not run twice."""
+    from lstm_ablation.tune import Point, reap, rerun, worker_id
+
+    study = optuna.create_study(direction="minimize")
+    trial = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
+    job_dir = tmp_path / f"tune-vanilla-t{trial.number}"
+    (job_dir / "checkpoints").mkdir(parents=True)
+    (job_dir / "checkpoints" / "last.ckpt").write_bytes(b"the job's progress")
+    overrides = ["cell=vanilla", f"optim.lr={trial.params['optim.lr']}", "seed=0", "tune.stage=tune", "tune.trial=0"]
+    for key, value in (("job_dir", str(job_dir)), ("slot", 0), ("overrides", overrides),
+                       ("worker", f"{socket.gethostname()}:{2**22 + 12345}")):  # a pid that is not running here
+        trial.set_user_attr(key, value)
+    if left is not None:
+        record = {"status": left, "metric": "loss", "metrics": {"val/loss_best": 0.5} if left == "completed" else {}}
+        (job_dir / "result.json").write_text(json.dumps(record))
+    assert reap(study, room=0) == [] or left == "completed"  # no room: nothing taken over yet
+    again = reap(study, room=1)
+    (only,) = study.get_trials(deepcopy=False)
+    if left == "completed":
+        assert again == [] and only.state.name == "COMPLETE" and only.value == 0.5
+        return
+    assert [t.number for t in again] == [trial.number] and only.state.name == "RUNNING"
+    assert only.user_attrs["worker"] == worker_id()  # taken over: not stale while this sweeper lives
+    assert reap(study, room=1) == []  # and not taken twice
+    point = Point(["cell=vanilla"], ["cell=vanilla"], "vanilla", 0, {}, [1])
+    job = rerun(point, "tune", study, again[0])
+    assert job.overrides == overrides and job.job_dir == job_dir and job.slot == 0 and job.trial._trial_id == trial._trial_id
+    assert (job_dir / "checkpoints" / "last.ckpt").read_bytes() == b"the job's progress"  # kept to resume from
+
+
+def test_a_trial_asked_before_overrides_were_stored_is_asked_again(tmp_path):
+    """A sweep begun by an older version stored no overrides: its interrupted trial is marked failed,
+    its dir removed, and its parameters asked again as a new trial (the former behaviour)."""
     from lstm_ablation.tune import abandoned, reap
 
     study = optuna.create_study(direction="minimize")
     trial = study.ask({"optim.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)})
     job_dir = tmp_path / f"tune-vanilla-t{trial.number}"
     job_dir.mkdir()
+    (job_dir / "result.json").write_text(json.dumps({"status": "interrupted", "metric": "loss", "metrics": {}}))
     trial.set_user_attr("job_dir", str(job_dir))
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{2**22 + 12345}")  # a pid that is not running here
-    if left is not None:
-        record = {"status": left, "metric": "loss", "metrics": {"val/loss_best": 0.5} if left == "completed" else {}}
-        (job_dir / "result.json").write_text(json.dumps(record))
-    reap(study)
-    first, *rest = study.get_trials(deepcopy=False)
-    if left == "completed":
-        assert first.state.name == "COMPLETE" and first.value == 0.5 and rest == [] and job_dir.is_dir()
-    else:
-        assert first.state.name == "FAIL" and abandoned(first) and not job_dir.exists()
-        assert [(t.state.name, t.system_attrs["fixed_params"]) for t in rest] == [("WAITING", first.params)]
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{2**22 + 12345}")
+    assert reap(study, room=1) == []
+    first, retry = study.get_trials(deepcopy=False)
+    assert first.state.name == "FAIL" and abandoned(first) and not job_dir.exists()
+    assert retry.state.name == "WAITING" and retry.system_attrs["fixed_params"] == first.params
 
 
 @pytest.mark.slow  # two sweeper start-ups and 10 jobs: 1-4 min on the shared 2 cores
@@ -296,7 +324,7 @@ def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
     for name, text in before.items():  # finished trials were not re-run
         assert (sweep / name / "result.json").read_text() == text
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name not in ("report", ".hydra"))
-    assert all((sweep / j / "result.json").is_file() for j in jobs)  # the interrupted job's half dir is gone
+    assert all((sweep / j / "result.json").is_file() for j in jobs)  # the killed job ran again in its own dir
     records = [json.loads((sweep / j / "result.json").read_text()) for j in jobs]
     for cell in ("vanilla", "no_input_gate"):
         mine = [r for r in records if r["cell"] == cell]
@@ -321,6 +349,39 @@ def test_tiny_tuned_sweep_killed_resumed_and_reported(tmp_path):
     vanilla_row = next(line for line in stage1.splitlines() if line.startswith("| `vanilla`"))
     best_of_n = min(objective(r) for r in records if r["cell"] == "vanilla" and r["config"]["tune"]["stage"] == "tune")
     assert "3/3" in vanilla_row and f"| {best_of_n:.4g} |" in vanilla_row
+
+
+@pytest.mark.slow  # two sweeper start-ups and 3 jobs of 300 steps: about a minute
+def test_a_tuned_sweep_stopped_by_sigterm_continues_its_trial_from_the_checkpoint(tmp_path):
+    """SIGTERM in the middle of a trial (a session or SLURM time limit): the job records `interrupted`,
+    the sweep exits non-zero; the same command with resume= runs that trial again in its own dir from
+    its last checkpoint, and the cell still gets exactly its trials and seeds."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/sweeper=tune", "cell=vanilla", SPACE, "tune.n_trials=2", "tune.confirm.seeds=1", "tune.n_jobs=1",
+            *TINY, "trainer.max_steps=300", "num_threads=1", "probe.enabled=false", "name=tiny_term", f"hydra.sweep.dir={sweep}"]
+    first = subprocess.Popen([str(BIN / "lstm-ablate"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = sweep / "tune-vanilla-t0" / "checkpoints" / "last.ckpt"
+    try:
+        while not checkpoint.is_file() and first.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGTERM)
+        assert first.wait(timeout=120) != 0  # interrupted says so in its exit status
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    stopped = json.loads((sweep / "tune-vanilla-t0" / "result.json").read_text())
+    assert stopped["status"] == "interrupted" and 0 < stopped["steps"] < 300
+
+    again = lstm_ablate(*args, f"resume={sweep}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads((sweep / "tune-vanilla-t0" / "result.json").read_text())
+    assert resumed["status"] == "completed" and resumed["steps"] == 300 and resumed["resumed_from_step"] > 0
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name != ".hydra")
+    assert jobs == ["confirm-vanilla-c0-s1", "tune-vanilla-t0", "tune-vanilla-t1"]  # no retry under a new number
+    study = optuna.load_study(storage=f"sqlite:///{sweep / 'optuna.db'}", study_name="tiny_term/cell=vanilla/tune")
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE", "COMPLETE"]
 
 
 def test_tuned_seed_gates_study_composes_and_its_space_fits_every_cell():

@@ -20,8 +20,9 @@ config), launched `tune.n_jobs` at a time through the configured hydra/launcher.
 
 Storage: `tune.storage` (any SQLAlchemy URL), default an SQLite file in the sweep dir. Re-running the
 same command on the same sweep dir (or storage) resumes: finished trials are kept; a trial whose
-worker died, or whose job was interrupted (SIGTERM), is marked failed and its parameters are asked again; a job that finished while its
-sweeper was being killed is told from its result.json, not re-run. Several workers may share one
+worker died, or whose job was interrupted (SIGTERM), runs again in its own job dir with its own
+overrides, so it continues from its last checkpoint; a job that finished while its sweeper was being
+killed is told from its result.json, not re-run. Several workers may share one
 storage: trials are numbered by the database, and a trial runs only if its number ranks within the
 budget among the live trials (`claims`), so no slot and no confirmation seed is ever run twice.
 """
@@ -268,14 +269,15 @@ def read_record(job_dir: Path) -> dict | None:
         return None
 
 
-def reap(study) -> None:
-    """Trials left running by a dead worker: told from result.json if their job finished, else
-    marked failed (their half-written job dir removed) and their parameters asked again. A job that
-    was interrupted (SIGTERM/SIGINT: its record says `interrupted`) did not finish either: it is asked
-    again like one that left no record, so every cell still gets its n_trials trials and its seeds."""
+def reap(study, room: int = 0) -> list:
+    """Trials left running by a dead worker. One whose job finished is told from its result.json. One
+    whose job did not finish (killed: no record; SIGTERM/SIGINT: an `interrupted` record) runs again
+    in its own job dir with its own overrides, so it continues from its last checkpoint: up to `room`
+    of them are taken over by this worker and returned (the rest wait for the next call). A trial
+    asked before overrides were stored is marked failed, its dir removed and its parameters asked again."""
     from optuna.trial import TrialState
 
-    now = time.time()
+    now, again = time.time(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not stale(t, now):
             continue
@@ -285,6 +287,14 @@ def reap(study) -> None:
             log.info("tune: trial %d of %s finished while its sweeper was stopped: told from %s", t.number, study.study_name, job_dir)
             tell(study, t._trial_id, record, None)
             continue
+        if "overrides" in t.user_attrs:
+            if len(again) < room:
+                log.warning("tune: trial %d of %s was interrupted (worker %s): run again in %s, from its last checkpoint",
+                            t.number, study.study_name, t.user_attrs.get("worker"), job_dir)
+                study._storage.set_trial_user_attr(t._trial_id, "worker", worker_id())
+                study._storage.set_trial_user_attr(t._trial_id, "heartbeat", time.time())
+                again.append(t)
+            continue
         log.warning("tune: trial %d of %s was interrupted (worker %s): marked failed, asked again",
                     t.number, study.study_name, t.user_attrs.get("worker"))
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
@@ -292,6 +302,15 @@ def reap(study) -> None:
         if job_dir.is_dir():
             shutil.rmtree(job_dir, ignore_errors=True)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+    return again
+
+
+def rerun(point: "Point", stage: str, study, trial) -> "Job":
+    """The Job that runs an interrupted trial again: same overrides, same dir (train.py resumes it)."""
+    import optuna
+
+    return Job(point, stage, optuna.trial.Trial(study, trial._trial_id), trial.user_attrs.get("slot"),
+               list(trial.user_attrs["overrides"]), Path(trial.user_attrs["job_dir"]))
 
 
 class Heartbeat:
@@ -323,7 +342,9 @@ class Heartbeat:
 def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[Job], bool]:
     """Up to `room` new jobs of this point, and whether the point is done (both stages finished)."""
     tune_study, confirm_study = point.studies["tune"], point.studies["confirm"]
-    reap(tune_study)
+    again = reap(tune_study, room)
+    if again:
+        return [rerun(point, "tune", tune_study, t) for t in again], False
     live = [t for t in tune_study.get_trials(deepcopy=False) if not abandoned(t)]
     need = n_trials - sum(t.state.name != "WAITING" for t in live)  # ask() runs a waiting (re-asked) trial first
     if need > 0:
@@ -333,7 +354,9 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
     if not any(t.state.name == "COMPLETE" for t in live):
         log.error("tune: %s: no trial of %d finished with a value (all failed); nothing to confirm", point.label, len(live))
         return [], True
-    reap(confirm_study)
+    again = reap(confirm_study, room)
+    if again:
+        return [rerun(point, "confirm", confirm_study, t) for t in again], False
     live = [t for t in confirm_study.get_trials(deepcopy=False) if not abandoned(t)]
     need = len(point.confirm_seeds) - sum(t.state.name != "WAITING" for t in live)
     if need > 0:
@@ -381,6 +404,7 @@ def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) ->
                      f"tune.stage={stage}", f"tune.trial={source}", f"hydra.sweep.subdir={name}"]
         if stage == "tune":  # where the job reports its validations when pruning is on (tune_pruning.py)
             overrides.append(f"tune.study_id={study._study_id}")
+        trial.set_user_attr("overrides", overrides)  # an interrupted trial runs again with exactly these (reap)
         jobs.append(Job(point, stage, trial, slot, overrides, job_dir))
     return jobs
 
