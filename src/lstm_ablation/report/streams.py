@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .collect import run_id, runs_root
 from .render import fmt, markdown_table, slug
 
 STREAM_FILE = "stream.json"
@@ -21,8 +22,6 @@ LABELS = ("cell", "task", "seed")
 def stream_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The test split of every run that has a stream.json: |c| at each chunk end (one row per run and
     position) and symbols until the first error (one row per run and stream); None if no run has one."""
-    from .collect import run_id, runs_root
-
     cells, errors = [], []
     root = runs_root(sweep_dirs)
     for run_dir in sorted(p.parent for sweep in sweep_dirs for p in Path(sweep).rglob(STREAM_FILE)):
