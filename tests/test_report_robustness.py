@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from omegaconf import OmegaConf
 
 from lstm_ablation.report import write_report
 from lstm_ablation.report.cli import main
-from lstm_ablation.report.collect import collect_local
+from lstm_ablation.report.collect import ReportError, collect_local
 
 from test_report import make_run
 
@@ -128,3 +129,16 @@ def test_a_setting_recorded_by_only_some_runs_is_said_not_pooled_in_silence(tmp_
         (job / "result.json").write_text(json.dumps(record))
     lines = mixed_settings(collect_local([sweep]).runs)
     assert len(lines) == 1 and lines[0].startswith("adding / no_forget_gate: only some runs set cell.input_bias")
+
+
+def test_a_copy_of_a_job_inside_a_sweep_is_refused_not_counted_twice(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for num, seed in enumerate([0, 1, 2]):
+        make_run(sweep, num, "vanilla", seed, 0.01 * (seed + 1))
+    make_run(sweep, 3, "vanilla", 0, 0.05)  # the same seed run again, learning otherwise: a second run, kept
+    assert len(collect_local([sweep]).runs) == 4
+    shutil.copytree(sweep / "1-vanilla-s1", sweep / "kept" / "1-vanilla-s1")  # a records backup left inside the sweep
+    with pytest.raises(ReportError, match=r"sweep/1-vanilla-s1 and sweep/kept/1-vanilla-s1 hold the same record"):
+        collect_local([sweep])
+    message = one_line_error(capsys, [str(sweep), "--out", str(tmp_path / "rep")])
+    assert "count its seed twice" in message and not (tmp_path / "rep").exists()

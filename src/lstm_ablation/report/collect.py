@@ -221,6 +221,7 @@ def never_started(sweep_dir: Path, found: set[str], root: Path, warnings: list[s
 def finish(rows: list[dict], curves: list[pd.DataFrame], warnings: list[str]) -> Collection:
     """Shared by every source: label task groups, order rows and columns deterministically."""
     runs = pd.DataFrame(rows)
+    refuse_copies(runs)
     unplaced = runs["task"].isna() | runs["cell"].isna()
     for run in runs.loc[unplaced, "run"]:
         warnings.append(f"{run}: task or cell unknown (no readable .hydra/config.yaml); listed under task '?'")
@@ -235,6 +236,19 @@ def finish(rows: list[dict], curves: list[pd.DataFrame], warnings: list[str]) ->
     curves_df = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) else pd.DataFrame(columns=CURVE_COLUMNS)
     curves_df = curves_df.sort_values(["run", "key", "step"], kind="stable")
     return Collection(runs.reset_index(drop=True), curves_df.reset_index(drop=True), warnings)
+
+
+def refuse_copies(runs: pd.DataFrame) -> None:
+    """One job's record found twice (a copy of its dir inside a sweep, or a sweep passed beside a dir
+    that holds it) would count its seed twice and shrink every interval: refuse it. Two real runs
+    never agree in config, seed, every metric and wall time to the last digit."""
+    records = runs[runs["status"] != MISSING]
+    key = records.drop(columns=["run", "sweep", "finished"]).map(repr).agg("\x1f".join, axis=1)
+    twins = records[key.duplicated(keep=False)]
+    if len(twins):
+        a, b = twins[key[twins.index] == key[twins.index[0]]]["run"].iloc[:2]
+        raise ReportError(f"{a} and {b} hold the same record (config, seed, metrics and duration): a copy of one job "
+                          f"would count its seed twice; remove the copy or report the sweeps apart")
 
 
 def task_labels(runs: pd.DataFrame) -> pd.Series:
