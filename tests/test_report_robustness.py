@@ -142,3 +142,15 @@ def test_a_copy_of_a_job_inside_a_sweep_is_refused_not_counted_twice(tmp_path, c
         collect_local([sweep])
     message = one_line_error(capsys, [str(sweep), "--out", str(tmp_path / "rep")])
     assert "count its seed twice" in message and not (tmp_path / "rep").exists()
+
+
+def test_a_setting_is_labelled_as_written_even_beside_a_run_that_never_started(tmp_path):
+    sweep = tmp_path / "sweep"
+    for num, steps in enumerate([2500, 2500, 5000, 5000]):
+        job = make_run(sweep, num, "vanilla", num % 2, 0.01 * (num + 1))
+        record = json.loads((job / "result.json").read_text())
+        record["config"]["trainer"] = {"max_steps": steps}
+        (job / "result.json").write_text(json.dumps(record))
+    plan(sweep, "seed=0,1,2,3,4")  # job 4 never started: a row without settings, so the column has a gap
+    runs = collect_local([sweep]).runs
+    assert set(runs.loc[runs["status"] != "missing", "task_label"]) == {"adding trainer.max_steps=2500", "adding trainer.max_steps=5000"}

@@ -266,10 +266,15 @@ def task_labels(runs: pd.DataFrame) -> pd.Series:
         decided = group[group["config.tune.stage"] != "tune"] if "config.tune.stage" in group else group
         varying += [c for c in setting_keys if (decided.groupby("cell")[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
         for index, row in group.iterrows():
-            parts = [f"{c[len('config.task.'):] if c.startswith('config.task.') else c[len('config.'):]}={row[c]}"
+            parts = [f"{c[len('config.task.'):] if c.startswith('config.task.') else c[len('config.'):]}={setting(row[c])}"
                      for c in varying if pd.notna(row[c])]
             labels[index] = " ".join([str(task), *parts])
     return labels
+
+
+def setting(value: Any) -> Any:
+    """A setting as the user wrote it: a column with gaps holds 2500 as 2500.0, which no config says."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def to_json_safe(value: Any) -> Any:
