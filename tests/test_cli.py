@@ -55,6 +55,7 @@ def test_multirun_then_report(tmp_path):
     (["model.hidden_size=-2"], "model.hidden_size"),
     (["-m", "cell=vanilla,bogus"], "cell"),
     (["-m", "cell=vanilla,rnn", "task.seq_len=10,1"], "task.seq_len"),
+    (["cell=gru", "+cell.forget_bias=2"], "cell.forget_bias"),  # a setting the GRU would silently ignore
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, field):
     done = run("lstm-ablate", *args, "wandb.mode=disabled", cwd=tmp_path)

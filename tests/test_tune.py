@@ -426,6 +426,30 @@ def test_a_chrono_cell_does_not_search_the_biases_its_init_sets():
     assert applies("optim.lr", janet)
 
 
+def test_the_gru_searches_its_update_gate_bias_as_the_lstm_its_forget_bias():
+    """A tuned vanilla starts from its best b_f; the GRU's keep gate z gets the same chance (cell.update_bias),
+    and no LSTM cell searches a bias it does not have."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from lstm_ablation.train import validate
+    from lstm_ablation.tune import applies
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=modern_gates", "hparams_search=gates"])
+        space = parse_space(OmegaConf.to_container(cfg.tune.space))
+        searched = {}
+        for cell in ("gru", "vanilla", "rnn"):
+            job = compose("config", overrides=["experiment=modern_gates", "hparams_search=gates", f"cell={cell}"])
+            searched[cell] = sorted(k for k in space if applies(k, job))
+            for k in searched[cell]:
+                d = space[k]
+                OmegaConf.update(job, k, d.choices[-1] if hasattr(d, "choices") else d.high, merge=False)
+            validate(job)
+    assert searched["gru"] == ["cell.update_bias", "optim.batch_size", "optim.lr", "trainer.gradient_clip_val"]
+    assert "cell.update_bias" not in searched["vanilla"] + searched["rnn"] and "cell.forget_bias" in searched["vanilla"]
+
+
 STUDIES = [p.stem for p in (Path(__file__).parents[1] / "experiments").glob("*.yaml") if p.stem != "seed_gates_tuned"]
 
 

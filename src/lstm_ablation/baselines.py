@@ -5,7 +5,12 @@ code treats every recurrent layer alike: layer(x) -> (out (B, T, H), final state
 """
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
+
+from .spec import META_FIELDS, ConfigError
 
 
 class TorchRecurrent(nn.Module):
@@ -29,9 +34,18 @@ def rnn(input_size: int, hidden_size: int) -> TorchRecurrent:
     return TorchRecurrent(nn.RNN(input_size, hidden_size, nonlinearity="tanh", batch_first=True))
 
 
-def gru(input_size: int, hidden_size: int) -> TorchRecurrent:
-    """r, z = sigma(...); n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); h' = (1-z)*n + z*h"""
-    return TorchRecurrent(nn.GRU(input_size, hidden_size, batch_first=True))
+def gru(input_size: int, hidden_size: int, update_bias: float | None = None) -> TorchRecurrent:
+    """r, z = sigma(...); n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); h' = (1-z)*n + z*h
+
+    z keeps the old state, as the LSTM's forget gate does: `update_bias` sets its initial bias
+    (b_iz + b_hz = update_bias), the GRU's counterpart of b_f = 1 (Jozefowicz et al. 2015), so a
+    tuned GRU gets the same chance as a tuned LSTM; None keeps torch's uniform init."""
+    module = nn.GRU(input_size, hidden_size, batch_first=True)
+    if update_bias is not None:
+        with torch.no_grad():  # torch's rows: r, z, n
+            module.bias_ih_l0[hidden_size:2 * hidden_size].fill_(update_bias)
+            module.bias_hh_l0[hidden_size:2 * hidden_size].zero_()
+    return TorchRecurrent(module)
 
 
 def torch_lstm(input_size: int, hidden_size: int) -> TorchRecurrent:
@@ -39,3 +53,20 @@ def torch_lstm(input_size: int, hidden_size: int) -> TorchRecurrent:
 
 
 BASELINES = {"rnn": rnn, "gru": gru, "torch_lstm": torch_lstm}
+SETTINGS = {"rnn": (), "gru": ("update_bias",), "torch_lstm": ()}  # cell fields each baseline reads
+
+
+def baseline_settings(kind: str, cell: dict) -> dict:
+    """The baseline's own keyword settings from a cell config; a field it does not read is refused,
+    not silently ignored (a dead setting would be searched and reported as if it mattered)."""
+    settings = {k: v for k, v in cell.items() if k not in META_FIELDS}
+    for field, value in settings.items():
+        if field not in SETTINGS[kind]:
+            raise ConfigError(f"cell.{field}: not a setting of the {kind} baseline; allowed: {', '.join(SETTINGS[kind]) or 'none'}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise ConfigError(f"cell.{field}: got {value!r}; allowed: null or a number")
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+def build_baseline(kind: str, cell: dict, input_size: int, hidden_size: int) -> TorchRecurrent:
+    return BASELINES[kind](input_size, hidden_size, **baseline_settings(kind, cell))

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from .baselines import BASELINES
+from .baselines import build_baseline
 from .layer import LSTMLayer
 from .spec import KINDS, ConfigError, spec_from_config
 from .stack import Stack
@@ -31,7 +31,7 @@ def build_recurrent(cell: dict, input_size: int, hidden_size: int, num_layers: i
     def one(n_in: int) -> nn.Module:
         if kind == "lstm":
             return LSTMLayer(spec_from_config(cell), n_in, hidden_size, impl=cell.get("impl", "auto"))
-        return BASELINES[kind](n_in, hidden_size)
+        return build_baseline(kind, cell, n_in, hidden_size)
 
     if num_layers == 1:
         return one(input_size)

@@ -49,6 +49,7 @@ OmegaConf.register_new_resolver("or", lambda a, b: a if a is not None else b, re
 
 def validate(cfg: DictConfig) -> None:
     """Every check that needs no data or training; raises ConfigError (one line) on bad input."""
+    from .baselines import baseline_settings
     from .tasks import check_task_config
 
     budgets = cfg.get("task_steps")
@@ -61,6 +62,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"cell.kind: got {kind!r}; allowed: {', '.join(KINDS)}")
     if kind == "lstm":
         spec_from_config(cell)
+    else:
+        baseline_settings(kind, cell)
     check_task_config(OmegaConf.to_container(cfg.task, resolve=True))  # each task checks its own sizes
 
     def positive_int(v: Any) -> bool:

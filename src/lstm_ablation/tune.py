@@ -56,6 +56,8 @@ PRUNERS = ("median", "hyperband")  # tune.pruner (tune_pruning.py)
 FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
 # A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
 BIAS_GATES = {"cell.input_bias": "input_gate", "cell.forget_bias": "forget_gate", "cell.output_bias": "output_gate"}
+GATE_NAMES = {"cell.input_bias": "input", "cell.forget_bias": "forget", "cell.output_bias": "output",
+              "cell.update_bias": "GRU's update"}  # a sweep with no cell that has the gate skips its bias
 HEARTBEAT_S, GRACE_S, POLL_S = 30.0, 300.0, 2.0   # another machine's trial is stale after GRACE_S without a beat
 SPACE_FORMS = "interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), choice(a, b, ...)"
 
@@ -524,9 +526,9 @@ class TuneSweeper(Sweeper):
         # study run one cell per sweep: the cell without a forget gate has no b_f): say so, go on.
         # Any other parameter that applies nowhere is a typo or an unknown key.
         for key in sorted(set(space) - used):
-            if key not in BIAS_GATES:
+            if key not in GATE_NAMES:
                 raise ConfigError(f"tune.space.{key}: unknown parameter (no such config key, or no such gate in any cell of the sweep)")
-            log.info("tune: %s is not searched: no cell of this sweep has the %s gate", key, BIAS_GATES[key].split("_")[0])
+            log.info("tune: %s is not searched: no cell of this sweep has the %s gate", key, GATE_NAMES[key])
         return points
 
     def sweep(self, arguments: list[str]) -> Any:
