@@ -154,7 +154,7 @@ def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: d
     solved_rule = DASH if pd.isna(threshold) else f"{metric} {'≥' if first['higher_is_better'] else '≤'} {fmt(threshold)}"
     lines = [
         f"## {task_label}", "",
-        f"Headline: test {metric} ({direction(first)}) of the weights with the best validation score. "
+        f"Headline: test {metric} ({direction(first)}) of the weights with the lowest validation loss (the checkpoint each run keeps). "
         f"Memoryless baseline: **{fmt(first['baseline'])}**. Solved: {solved_rule}.", "",
         markdown_table(header, rows), "",
         *([stopped, ""] if stopped else []),
