@@ -111,3 +111,15 @@ def test_slurm_launcher_config_composes():
     with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.hydra.launcher.cpus_per_task == 2
+
+
+def test_a_key_of_the_swept_cell_is_known_to_the_check_before_hydra_starts(capsys):
+    """`-m hydra.sweeper.params.cell=gru cell.update_bias=0` sweeps GRU jobs, whose cell has the key; the
+    pre-check composes its first job as the sweeper will, and still refuses the key for a cell that lacks it."""
+    from lstm_ablation.train import check_overrides
+
+    check_overrides(["-m", "experiment=sequential_digits", "hydra.sweeper.params.cell=gru",
+                     "hydra.sweeper.params.seed='1,2'", "cell.update_bias=0"])  # no SystemExit: valid
+    with pytest.raises(SystemExit) as exit_:
+        check_overrides(["-m", "hydra.sweeper.params.cell=vanilla", "cell.update_bias=0"])
+    assert exit_.value.code == 2 and "cell.update_bias: unknown key" in capsys.readouterr().err

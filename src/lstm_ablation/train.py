@@ -446,6 +446,9 @@ def check_group_choices(argv: list[str]) -> None:
                     fail(f"{key}: unknown {key} {name!r}; allowed: {', '.join(choices[key])}")
 
 
+SWEEPER_PARAMS = "hydra.sweeper.params."
+
+
 def check_overrides(argv: list[str]) -> None:
     """Compose what the command asks for in-process (a sweep: its first job) before Hydra starts:
     Hydra's own multi-line errors (a typo without `+`, a malformed override) become one line, and a
@@ -459,10 +462,19 @@ def check_overrides(argv: list[str]) -> None:
     if any(a.startswith("-") for a in overrides):
         return
     try:
-        first = []
-        for override in OverridesParser.create().parse_overrides(overrides):
+        first, swept = [], []
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        given = {o.key_or_group for o in parsed}
+        for override in parsed:
+            key = override.key_or_group
             value = next(iter(override.sweep_string_iterator())) if override.is_sweep_override() else None
-            first.append(override.input_line if value is None else f"{override.input_line.partition('=')[0]}={value}")
+            if not key.startswith("hydra."):  # Hydra's own settings are not part of a job's config
+                first.append(override.input_line if value is None else f"{override.input_line.partition('=')[0]}={value}")
+            if multirun and key.startswith(SWEEPER_PARAMS) and key[len(SWEEPER_PARAMS):] not in given:
+                # the sweeper applies these to every job: `hydra.sweeper.params.cell=gru cell.update_bias=0`
+                # is a GRU job, so its first job is composed as one
+                swept.append(f"{key[len(SWEEPER_PARAMS):]}={str(override.value()).split(',')[0].strip()}")
+        first = swept + first
         with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
             cfg = compose("config", overrides=first)
     except HydraException as e:
