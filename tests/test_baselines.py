@@ -1,7 +1,6 @@
 """The baselines are the textbook RNN / GRU / LSTM, with (B, H) states like LSTMLayer."""
-import torch
-
 import pytest
+import torch
 
 from lstm_ablation.baselines import baseline_settings, gru, rnn, torch_lstm
 from lstm_ablation.spec import ConfigError

@@ -56,8 +56,8 @@ PRUNERS = ("median", "hyperband")  # tune.pruner (tune_pruning.py)
 FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
 # A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
 BIAS_GATES = {"cell.input_bias": "input_gate", "cell.forget_bias": "forget_gate", "cell.output_bias": "output_gate"}
-GATE_NAMES = {"cell.input_bias": "input", "cell.forget_bias": "forget", "cell.output_bias": "output",
-              "cell.update_bias": "GRU's update"}  # a sweep with no cell that has the gate skips its bias
+# A sweep in which no cell has the gate skips its bias (the GRU's update gate has no LSTM counterpart field).
+GATE_NAMES = {**{key: gate.split("_")[0] for key, gate in BIAS_GATES.items()}, "cell.update_bias": "GRU's update"}
 HEARTBEAT_S, GRACE_S, POLL_S = 30.0, 300.0, 2.0   # another machine's trial is stale after GRACE_S without a beat
 SPACE_FORMS = "interval(low, high), tag(log, interval(low, high)), int(interval(low, high)), choice(a, b, ...)"
 
