@@ -5,11 +5,10 @@ code treats every recurrent layer alike: layer(x) -> (out (B, T, H), final state
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from .config_check import is_number
 from .spec import META_FIELDS, ConfigError
 
 
@@ -63,7 +62,7 @@ def baseline_settings(kind: str, cell: dict) -> dict:
     for field, value in settings.items():
         if field not in SETTINGS[kind]:
             raise ConfigError(f"cell.{field}: not a setting of the {kind} baseline; allowed: {', '.join(SETTINGS[kind]) or 'none'}")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        if value is not None and not is_number(value):
             raise ConfigError(f"cell.{field}: got {value!r}; allowed: null or a number")
     return {k: v for k, v in settings.items() if v is not None}
 

@@ -244,9 +244,9 @@ def refuse_copies(runs: pd.DataFrame) -> None:
     never agree in config, seed, every metric and wall time to the last digit."""
     records = runs[runs["status"] != MISSING]
     key = records.drop(columns=["run", "sweep", "finished"]).map(repr).agg("\x1f".join, axis=1)
-    twins = records[key.duplicated(keep=False)]
+    twins = key[key.duplicated(keep=False)]
     if len(twins):
-        a, b = twins[key[twins.index] == key[twins.index[0]]]["run"].iloc[:2]
+        a, b = records.loc[key == twins.iloc[0], "run"].iloc[:2]
         raise ReportError(f"{a} and {b} hold the same record (config, seed, metrics and duration): a copy of one job "
                           f"would count its seed twice; remove the copy or report the sweeps apart")
 
