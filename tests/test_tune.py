@@ -20,7 +20,7 @@ import torch
 from conftest import TINY
 from lstm_ablation import CellSpec, LSTMLayer
 from lstm_ablation.spec import ConfigError
-from lstm_ablation.tune import Point, check_settings, claims, distribution, objective, parse_space, run
+from lstm_ablation.tune import Point, check_settings, chosen, claims, consistent, distribution, objective, parse_space, run
 
 BIN = Path(sys.executable).parent
 SPACE = "tune.space={optim.lr: 'tag(log, interval(1e-3, 1e-1))', cell.input_bias: 'interval(-2.0, 0.0)'}"
@@ -105,6 +105,11 @@ def test_claims_replay_gives_each_slot_once_whatever_the_order():
     assert claims(list(reversed(trials)), [0, 1, 2, 3]) == held
 
 
+def value(lr: float, seed: int) -> float:
+    """A fake validation loss: the distance from lr 0.01, plus luck that depends on the seed."""
+    return abs(lr - 0.01) + (hash((round(lr, 12), seed)) % 1000) / 1e5
+
+
 def fake_launch(sweep_dir: Path, delay: float):
     """Stands in for hydra's launcher: each 'job' writes the result.json a real job would."""
     def launch(batch):
@@ -114,8 +119,8 @@ def fake_launch(sweep_dir: Path, delay: float):
             job_dir.mkdir(parents=True)  # fails if two workers ever ran the same job
             (job_dir / "result.json").write_text(json.dumps({
                 "status": "completed", "metric": "loss", "baseline": 1.0, "seed": int(o["seed"]),
-                "metrics": {"val/loss_best": abs(float(o["optim.lr"]) - 0.01)}, "stage": o["tune.stage"], "cell": o["cell"],
-                "worker": os.getpid()}))
+                "metrics": {"val/loss_best": value(float(o["optim.lr"]), int(o["seed"]))}, "stage": o["tune.stage"],
+                "cell": o["cell"], "trial": int(o["tune.trial"]), "worker": os.getpid()}))
             time.sleep(delay)
         return [None] * len(batch)
     return launch
@@ -127,8 +132,9 @@ def worker(url: str, sweep_dir: str, delay: float) -> None:
     storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     points = []
     for cell in ("vanilla", "rnn"):
-        point = Point([f"cell={cell}"], [f"cell={cell}"], cell, 0, parse_space({"optim.lr": "tag(log, interval(1e-4, 1e-1))"}), [1, 2, 3])
-        for stage in ("tune", "confirm"):
+        point = Point([f"cell={cell}"], [f"cell={cell}"], cell, 0, parse_space({"optim.lr": "tag(log, interval(1e-4, 1e-1))"}), [1, 2, 3],
+                      top_k=2, rescore_seeds=[4, 5])
+        for stage in ("tune", "rescore", "confirm"):
             point.studies[stage] = optuna.create_study(storage=storage, study_name=f"t/{cell}/{stage}", load_if_exists=True)
         points.append(point)
     assert run(points, n_trials=5, n_jobs=2, sweep_dir=Path(sweep_dir), launch=fake_launch(Path(sweep_dir), delay)) == 0
@@ -147,12 +153,58 @@ def test_two_workers_on_one_sqlite_storage_never_run_the_same_trial(tmp_path):
     records = [json.loads(p.read_text()) for p in tmp_path.glob("*/result.json")]
     for cell in ("vanilla", "rnn"):
         tune = [r for r in records if r["cell"] == cell and r["stage"] == "tune"]
-        confirm = sorted(r["seed"] for r in records if r["cell"] == cell and r["stage"] == "confirm")
-        assert len(tune) == 5 and confirm == [1, 2, 3]  # exact budget, each confirmation seed once
+        confirm = [r for r in records if r["cell"] == cell and r["stage"] == "confirm"]
+        assert len(tune) == 5 and sorted(r["seed"] for r in confirm) == [1, 2, 3]  # exact budget, each seed once
         study = optuna.load_study(storage=url, study_name=f"t/{cell}/tune")
         assert sum(t.state.name == "COMPLETE" for t in study.trials) == 5
-    assert len({p.parent.name for p in tmp_path.glob("*/result.json")}) == len(records) == 16
+        # re-score: the two best stage-1 trials, each once on seeds 4 and 5 (after the confirmation seeds)
+        top = sorted(tune, key=lambda r: r["metrics"]["val/loss_best"])[:2]
+        rescore = [r for r in records if r["cell"] == cell and r["stage"] == "rescore"]
+        assert sorted((r["trial"], r["seed"]) for r in rescore) == sorted((r["trial"], s) for r in top for s in (4, 5))
+        # stage 2 confirms the candidate with the lowest mean over seeds 0, 4 and 5
+        mean = {r["trial"]: statistics.mean([r["metrics"]["val/loss_best"], *(x["metrics"]["val/loss_best"] for x in rescore
+                                                                              if x["trial"] == r["trial"])]) for r in top}
+        assert {r["trial"] for r in confirm} == {min(mean, key=mean.get)}
+    assert len({p.parent.name for p in tmp_path.glob("*/result.json")}) == len(records) == 24
     assert len({r["worker"] for r in records}) == 2  # both workers took part
+
+
+def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial():
+    """The sLSTM case (reports/slstm_lr_check): the best-of-N on the tuning seed is a setting that was
+    lucky on it; re-scored on fresh seeds, the runner-up has the better mean and is the one confirmed.
+    A candidate whose re-score run failed ranks after every complete one."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    lr = {"optim.lr": FloatDistribution(1e-4, 1e-1, log=True)}
+    point = Point(["cell=slstm"], ["cell=slstm"], "slstm", 0, lr, [1, 2], direction="maximize", top_k=3, rescore_seeds=[3])
+    point.studies = {stage: optuna.create_study(direction="maximize") for stage in ("tune", "rescore", "confirm")}
+    for rate, val in [(0.085, 0.950), (0.0044, 0.937), (0.02, 0.930), (0.001, 0.60)]:
+        point.studies["tune"].add_trial(create_trial(params={"optim.lr": rate}, distributions=lr, value=val))
+    assert point.studies["tune"].best_trial.number == 0
+
+    def rescored(number, value, state=TrialState.COMPLETE):
+        point.studies["rescore"].add_trial(create_trial(
+            state=state, value=value, user_attrs={"slot": f"t{number}-s3", "job_status": "completed" if value else "failed"}))
+
+    rescored(0, 0.86)
+    rescored(1, 0.925)
+    rescored(2, None, TrialState.FAIL)  # would be best on its stage-1 value alone if a failure were skipped
+    assert chosen(point).number == 1    # means: t0 0.905, t1 0.931; t2 failed
+    point.top_k = 0
+    assert chosen(point).number == 0    # re-scoring off: the best-of-N, as before
+
+    # a sweep confirmed with the re-score's pick cannot be resumed without re-scoring, nor the reverse
+    point.top_k = 3
+    point.studies["confirm"].add_trial(create_trial(value=0.93, user_attrs={"overrides": ["seed=1", "tune.trial=1"], "slot": 1,
+                                                                             "job_status": "completed"}))
+    consistent(point)
+    point.top_k = 0
+    with pytest.raises(ConfigError, match="confirmed with trial 1, not its best-of-N trial 0"):
+        consistent(point)
+    point.top_k, point.studies["rescore"] = 3, optuna.create_study(direction="maximize")
+    with pytest.raises(ConfigError, match="tune.rescore.top_k: slstm was confirmed without re-scoring"):
+        consistent(point)
 
 
 # ---------------------------------------------------------------------------- the command
@@ -167,6 +219,7 @@ def tuned(sweep: Path, *extra: str, space: str = SPACE) -> list[str]:
     ("tune.space={optim.lrr: 'interval(0.001, 0.01)'}", "tune.space.optim.lrr: unknown parameter"),
     ("tune.space={optim.lr: 'interval(0.01, 0.001)'}", "tune.space.optim.lr: 'interval(0.01, 0.001)' needs low < high"),
     ("tune.pruner=fast", "tune.pruner: got 'fast'; allowed: null (no pruning), median, hyperband"),
+    ("tune.rescore.top_k=-1", "tune.rescore.top_k: got -1; allowed: an integer >= 0"),
 ])
 def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
     sweep = tmp_path / "sweep"
@@ -471,16 +524,40 @@ def test_hparams_search_gates_turns_every_study_into_a_tuned_one(study):
     assert tuned.trainer.max_steps == plain.trainer.max_steps       # the study's budget, for every cell and trial
 
 
-def test_hparams_search_gates_runs_a_tuned_digits_study(tmp_path):
+def test_hparams_search_gates_runs_a_tuned_digits_study_with_rescoring(tmp_path):
+    from lstm_ablation.report import write_report
+
     sweep = tmp_path / "sweep"
     done = lstm_ablate("-m", "experiment=sequential_digits", "hparams_search=gates", "hydra.sweeper.params.cell='vanilla,rnn'",
-                       "hydra.sweeper.params.task=permuted_digits", "tune.n_trials=2", "tune.confirm.seeds=1", "tune.n_jobs=1",
-                       "model.hidden_size=8", "trainer.max_steps=4", "trainer.val_check_interval=2", "wandb.mode=disabled",
-                       "probe.enabled=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+                       "hydra.sweeper.params.task=permuted_digits", "tune.n_trials=3", "tune.confirm.seeds=1", "tune.n_jobs=1",
+                       "tune.rescore.top_k=2", "model.hidden_size=8", "trainer.max_steps=4", "trainer.val_check_interval=2",
+                       "wandb.mode=disabled", "probe.enabled=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
-    assert runs == ["confirm-rnn-c0-s1", "confirm-vanilla-c0-s1", "tune-rnn-t0", "tune-rnn-t1", "tune-vanilla-t0",
-                    "tune-vanilla-t1"], runs
-    rnn = json.loads((sweep / "tune-rnn-t1" / "result.json").read_text())["config"]
+    records = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+    rnn = records["tune-rnn-t1"]["config"]
     assert rnn["seed"] == 0 and rnn["tune"]["stage"] == "tune" and rnn["task"]["name"] == "permuted_digits"
     assert rnn["trainer"]["max_steps"] == 4 and rnn["optim"]["lr"] != 0.001           # its lr searched, the budget not
+    confirmed = {}
+    for cell in ("vanilla", "rnn"):
+        trials = {r["config"]["tune"]["trial"]: objective(r) for r in records.values()
+                  if r["cell"] == cell and r["config"]["tune"]["stage"] == "tune"}
+        top = sorted(trials, key=lambda n: (-trials[n], n))[:2]   # accuracy: higher is better
+        again = {r["config"]["tune"]["trial"]: r for r in records.values() if r["cell"] == cell and r["config"]["tune"]["stage"] == "rescore"}
+        assert sorted(again) == sorted(top) and {r["seed"] for r in again.values()} == {2}  # after confirmation seed 1
+        for n, r in again.items():  # a re-score run is the candidate's own settings on another seed
+            tuned = next(x for x in records.values() if x["cell"] == cell and x["config"]["tune"]["trial"] == n and x["config"]["tune"]["stage"] == "tune")
+            assert r["config"]["optim"] == tuned["config"]["optim"]
+        mean = {n: (trials[n] + objective(again[n])) / 2 for n in top}
+        confirm = [r for r in records.values() if r["cell"] == cell and r["config"]["tune"]["stage"] == "confirm"]
+        assert [r["seed"] for r in confirm] == [1]
+        confirmed[cell] = confirm[0]["config"]["tune"]["trial"]
+        assert confirmed[cell] == max(top, key=lambda n: (mean[n], -top.index(n)))
+    assert len(records) == 2 * (3 + 2 + 1)
+
+    readme = (write_report([sweep], tmp_path / "report", plots=False) / "README.md").read_text()
+    assert "chosen by re-scoring its best trials on more seeds" in readme
+    rescore = readme.split("Re-score (`tune.rescore`)")[1].split("\n\n", 2)[1]
+    rows = [line for line in rescore.splitlines() if line.startswith("| `")]
+    assert len(rows) == 4 and sum("**yes**" in line for line in rows) == 2
+    assert any(line.startswith("| `rnn` | " + str(confirmed["rnn"]) + " |") and "**yes**" in line for line in rows)
+    assert "| `vanilla` | 3/3 |" in readme  # stage 1 counts its trials, not the re-score runs

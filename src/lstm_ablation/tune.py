@@ -10,8 +10,14 @@ command-line sweeps, Hydra's override grammar) names the points to compare, usua
   `choice(a, b, ...)`); `tune.n_trials` trials per point, all on the tuning seed `seed`, so trials
   differ only in their settings. Objective: the task's headline validation metric (best over
   training) with its direction; a diverged trial scores the memoryless baseline, never NaN.
-- stage 2, confirm: the best trial of each point is re-run on `tune.confirm.seeds` fresh seeds (the
-  first integers other than the tuning seed). The report's verdicts come from these runs only.
+- between them, re-score (`tune.rescore.top_k` > 0; off by default): best-of-N on one seed favours the
+  trial that was lucky on that seed (the winner's curse: a setting that solved the tuning seed but 4
+  of 10 fresh ones), so the `top_k` best trials are each run again on `tune.rescore.seeds` more seeds
+  (the integers after the confirmation seeds) and the one with the best mean over the tuning seed and
+  these goes on to stage 2. A candidate with a failed re-score run ranks after every complete one.
+- stage 2, confirm: the chosen trial of each point (the best, or the re-score's pick) is re-run on
+  `tune.confirm.seeds` fresh seeds (the first integers other than the tuning seed). The report's
+  verdicts come from these runs only.
 - pruning (`tune.pruner`: median | hyperband, off by default): stage-1 trials report their
   validation value at each validation and stop when the pruner says so (tune_pruning.py); a pruned
   trial is told PRUNED and holds its slot like a finished one. Stage 2 is never pruned.
@@ -51,7 +57,7 @@ from .spec import ConfigError
 
 log = logging.getLogger("lstm_ablation")
 SAMPLERS = ("random", "tpe")
-STAGES = ("tune", "confirm")
+STAGES = ("tune", "rescore", "confirm")  # rescore: only when tune.rescore.top_k > 0
 PRUNERS = ("median", "hyperband")  # tune.pruner (tune_pruning.py)
 FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
 # A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
@@ -140,6 +146,8 @@ def check_settings(tune: DictConfig) -> None:
     count("n_trials", tune.n_trials, 1)
     count("n_jobs", tune.n_jobs, 1)
     count("confirm.seeds", tune.confirm.seeds, 1)
+    count("rescore.top_k", tune.rescore.top_k, 0)
+    count("rescore.seeds", tune.rescore.seeds, 1)
     count("seed", tune.seed, 0)
     if tune.sampler not in SAMPLERS:
         raise ConfigError(f"tune.sampler: got {tune.sampler!r}; allowed: {', '.join(SAMPLERS)}")
@@ -236,6 +244,8 @@ class Point:
     confirm_seeds: list[int]
     direction: str = "minimize"    # the task's: maximize for accuracies
     studies: dict[str, Any] = field(default_factory=dict)   # stage -> optuna.Study
+    top_k: int = 0                 # re-score the top_k stage-1 trials (0: confirm the best-of-N)
+    rescore_seeds: list[int] = field(default_factory=list)
 
 
 def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
@@ -356,14 +366,79 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
     if not any(t.state.name == "COMPLETE" for t in live):
         log.error("tune: %s: no trial of %d finished with a value (all failed); nothing to confirm", point.label, len(live))
         return [], True
+    if point.top_k:
+        rescore_study = point.studies["rescore"]
+        again = reap(rescore_study, room)
+        if again:
+            return [rerun(point, "rescore", rescore_study, t) for t in again], False
+        pool = [f"t{t.number}-s{s}" for t in candidates(point) for s in point.rescore_seeds]
+        live = [t for t in rescore_study.get_trials(deepcopy=False) if not abandoned(t)]
+        need = len(pool) - sum(t.state.name != "WAITING" for t in live)
+        if need > 0:
+            return ask(point, "rescore", rescore_study, min(room, need), pool, sweep_dir), False
+        if not all(finished(t) for t in live):
+            return [], False  # the confirmation waits for every candidate's runs
     again = reap(confirm_study, room)
     if again:
         return [rerun(point, "confirm", confirm_study, t) for t in again], False
     live = [t for t in confirm_study.get_trials(deepcopy=False) if not abandoned(t)]
+    pick = chosen(point).number
+    if other := sorted({source(t) for t in live} - {pick, None}):
+        # a finished sweep resumed with other tune.rescore settings: its seeds would mix two trials
+        raise ConfigError(f"tune.rescore: {point.label}'s confirmation runs are of trial {other[0]}, but these settings "
+                          f"choose trial {pick}; allowed: the settings the sweep ran with, or a new sweep dir")
     need = len(point.confirm_seeds) - sum(t.state.name != "WAITING" for t in live)
     if need > 0:
         return ask(point, "confirm", confirm_study, min(room, need), point.confirm_seeds, sweep_dir), False
     return [], all(finished(t) for t in live)
+
+
+def candidates(point: Point) -> list:
+    """The top_k completed stage-1 trials, best first (ties: the earlier trial)."""
+    done = [t for t in point.studies["tune"].get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    sign = -1.0 if point.direction == "maximize" else 1.0
+    return sorted(done, key=lambda t: (sign * t.value, t.number))[: point.top_k]
+
+
+def chosen(point: Point):
+    """The stage-1 trial stage 2 confirms: the best-of-N, or with re-scoring the candidate with the best
+    mean over the tuning seed and the re-score seeds. Deterministic from the storage, so every worker
+    and every resumed sweep agrees."""
+    if not point.top_k:
+        return point.studies["tune"].best_trial
+    scores = {}
+    for t in point.studies["rescore"].get_trials(deepcopy=False):
+        if finished(t) and isinstance(t.user_attrs.get("slot"), str):
+            scores.setdefault(t.user_attrs["slot"].split("-")[0], []).append(t.value if t.state.name == "COMPLETE" else None)
+    sign = -1.0 if point.direction == "maximize" else 1.0
+
+    def rank(i_trial):
+        i, trial = i_trial
+        values = [trial.value, *scores.get(f"t{trial.number}", [])]
+        complete = None not in values and len(values) == 1 + len(point.rescore_seeds)
+        return (not complete, sign * sum(v for v in values if v is not None) / len(values), i)
+
+    return min(enumerate(candidates(point)), key=rank)[1]
+
+
+def source(trial) -> int | None:
+    """The stage-1 trial a confirmation (or re-score) trial runs, from the overrides it was launched with."""
+    return next((int(o.split("=", 1)[1]) for o in trial.user_attrs.get("overrides", []) if o.startswith("tune.trial=")), None)
+
+
+def consistent(point: Point) -> None:
+    """A sweep resumed with other `tune.rescore` settings than it ran with would confirm two trials on one
+    cell's seeds: ConfigError (one line) before any job."""
+    confirmed = sorted({source(t) for t in point.studies["confirm"].get_trials(deepcopy=False) if not abandoned(t)} - {None})
+    if not confirmed:
+        return
+    if point.top_k and not any(not abandoned(t) for t in point.studies["rescore"].get_trials(deepcopy=False)):
+        raise ConfigError(f"tune.rescore.top_k: {point.label} was confirmed without re-scoring (trial {confirmed[0]}); "
+                          "allowed: 0 for this sweep dir, or a new sweep dir")
+    if not point.top_k and confirmed != [point.studies["tune"].best_trial.number]:
+        raise ConfigError(f"tune.rescore.top_k: {point.label} was confirmed with trial {confirmed[0]}, not its best-of-N "
+                          f"trial {point.studies['tune'].best_trial.number} (it was re-scored); allowed: the sweep's own "
+                          "tune.rescore settings, or a new sweep dir")
 
 
 def suggest(trial, name: str, d) -> Any:
@@ -387,7 +462,8 @@ def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) ->
         asked.append(trial)
     slots = claims(study.get_trials(deepcopy=False), pool)
     jobs = []
-    best = point.studies["tune"].best_trial if stage == "confirm" else None
+    best = chosen(point) if stage == "confirm" else None
+    by_number = {t.number: t for t in point.studies["tune"].get_trials(deepcopy=False)} if stage == "rescore" else {}
     for trial in asked:
         slot = slots.get(trial.number)
         if slot is None:  # asked beyond the budget while another worker asked too: give it back
@@ -398,6 +474,9 @@ def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) ->
         if stage == "tune":
             params = {k: suggest(trial, k, d) for k, d in point.space.items()}
             seed, name, source = point.seed, f"tune-{point.label}-t{trial.number}", trial.number
+        elif stage == "rescore":  # slot "t<stage-1 trial>-s<seed>"
+            number, seed = (int(part[1:]) for part in slot.split("-"))
+            params, name, source = by_number[number].params, f"rescore-{point.label}-t{number}-s{seed}", number
         else:
             params, seed, name, source = best.params, slot, f"confirm-{point.label}-c{trial.number}-s{slot}", best.number
         job_dir = sweep_dir / name
@@ -519,9 +598,10 @@ class TuneSweeper(Sweeper):
                     raise ConfigError(f"{e} (from tune.space, job {' '.join(job)})") from None
             label = "-".join(o.split("=", 1)[1] for o in job if o.split("=", 1)[0] in sweeping) or "default"
             seed = int(job_cfg.seed)
-            confirm = [s for s in range(seed + cfg.tune.confirm.seeds + 1) if s != seed][: cfg.tune.confirm.seeds]
-            points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, confirm,
-                                direction(job_cfg)))
+            n, m = cfg.tune.confirm.seeds, cfg.tune.rescore.seeds if cfg.tune.rescore.top_k else 0
+            fresh = [s for s in range(seed + n + m + 1) if s != seed]  # confirmation seeds, then re-score seeds
+            points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, fresh[:n],
+                                direction(job_cfg), top_k=cfg.tune.rescore.top_k, rescore_seeds=fresh[n:n + m]))
         # A gate bias that no cell of this sweep has is the study's space meeting one part of it (a
         # study run one cell per sweep: the cell without a forget gate has no b_f): say so, go on.
         # Any other parameter that applies nowhere is a typo or an unknown key.
@@ -550,7 +630,7 @@ class TuneSweeper(Sweeper):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {})
         for i, point in enumerate(points):
-            for stage in STAGES:
+            for stage in (s for s in STAGES if s != "rescore" or point.top_k):  # a sweep without it keeps its two studies
                 point.studies[stage] = optuna.create_study(
                     storage=storage, study_name=study_name(cfg, point.key, stage), load_if_exists=True,
                     direction=point.direction)
@@ -559,8 +639,13 @@ class TuneSweeper(Sweeper):
             seed = cfg.tune.seed + 1000 * i + len(point.studies["tune"].get_trials(deepcopy=False))
             point.studies["tune"].sampler = (optuna.samplers.TPESampler(seed=seed) if cfg.tune.sampler == "tpe"
                                              else optuna.samplers.RandomSampler(seed=seed))
-        log.info("tune: %d point(s) x %d trials + %d confirmation seeds; storage %s", len(points),
-                 cfg.tune.n_trials, cfg.tune.confirm.seeds, url)
+            try:
+                consistent(point)
+            except ConfigError as e:
+                fail(str(e))
+        log.info("tune: %d point(s) x %d trials%s + %d confirmation seeds; storage %s", len(points), cfg.tune.n_trials,
+                 f" + the top {cfg.tune.rescore.top_k} re-scored on {cfg.tune.rescore.seeds} seed(s)" if cfg.tune.rescore.top_k else "",
+                 cfg.tune.confirm.seeds, url)
         returns: list = []
         counter = [0]
 
@@ -570,7 +655,10 @@ class TuneSweeper(Sweeper):
             returns.append(results)
             return list(results)
 
-        unconfirmed = run(points, cfg.tune.n_trials, cfg.tune.n_jobs, sweep_dir, launch)
+        try:
+            unconfirmed = run(points, cfg.tune.n_trials, cfg.tune.n_jobs, sweep_dir, launch)
+        except ConfigError as e:  # plan()'s check that the confirmed trial is the chosen one
+            fail(str(e))
         if unconfirmed:
             log.error("tune: %d grid point(s) had no successful trial to confirm", unconfirmed)
             raise SystemExit(1)

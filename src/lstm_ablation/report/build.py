@@ -79,7 +79,7 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     text = render.readme(meta, summary, runs, images, expectations)
     if trials is not None:
         text = tuning.mark(text, trials, runs, list(summary["task_label"].unique()))
-        text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True))
+        text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True), confirm=runs)
     if (data_dir / GRAD_CURVES_FILE).is_file():
         text += gradient_section(data_dir, target, meta, runs, plots and meta.get("plots", True))
     if (data_dir / STREAM_FILES[1]).is_file():

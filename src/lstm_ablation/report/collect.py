@@ -262,8 +262,9 @@ def task_labels(runs: pd.DataFrame) -> pd.Series:
         varying = [c for c in task_keys if group[c].dropna().astype(str).nunique() > 1]
         # other settings split a task only when they differ between runs of one cell: a cell's own
         # gates or its parameter-matched size differ between cells by design
-        # (tuning trials of a tuned sweep differ in the searched settings by design: only the other runs decide)
-        decided = group[group["config.tune.stage"] != "tune"] if "config.tune.stage" in group else group
+        # (tuning trials and re-score runs of a tuned sweep differ in the searched settings by design: only the
+        # confirmation runs decide)
+        decided = group[~group["config.tune.stage"].isin(["tune", "rescore"])] if "config.tune.stage" in group else group
         varying += [c for c in setting_keys if (decided.groupby("cell")[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
         for index, row in group.iterrows():
             parts = [f"{c[len('config.task.'):] if c.startswith('config.task.') else c[len('config.'):]}={setting(row[c])}"

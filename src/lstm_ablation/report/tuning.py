@@ -1,10 +1,11 @@
 """The tuned-sweep part of a report (lstm_ablation.tune): stage 1 beside the stage-2 statistics.
 
-A run's stage is its `config.tune.stage` column: `tune` (a trial of the per-cell search) or
-`confirm` (the best trial re-run on a fresh seed). The statistics tables are built from the
-confirmation runs only; this module writes what stage 1 found, from results.csv alone, so a
-regenerated report is byte-identical:
+A run's stage is its `config.tune.stage` column: `tune` (a trial of the per-cell search), `rescore`
+(one of the top trials run again on another seed, `tune.rescore`) or `confirm` (the chosen trial re-run
+on a fresh seed). The statistics tables are built from the confirmation runs only; this module writes
+what stage 1 found, from results.csv alone, so a regenerated report is byte-identical:
 - per cell: trials finished/launched, the best configuration, best-of-N and median validation value;
+- with re-scoring: each candidate's value per seed, their mean and which trial was confirmed;
 - all trials per cell as a box/strip plot (Greff et al. 2017, Fig. 3 style);
 - hyper-parameter importance (Optuna's fANOVA evaluator, seeded) as a table and a bar plot;
 - the validation value against the learning rate, one line per cell.
@@ -21,15 +22,17 @@ from .collect import MISSING
 from .render import DASH, fmt, markdown_table, slug
 
 STAGE, SPACE = "config.tune.stage", "config.tune.space."
+SEARCH = ("tune", "rescore")  # the runs of the search; every other run of a tuned sweep is a confirmation
 LR = "optim.lr"
 
 
 def split(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(runs the statistics are about, tuning trials or None when the data is not a tuned sweep)."""
+    """(runs the statistics are about, the search's runs (stage-1 trials and re-score runs) or None when
+    the data is not a tuned sweep)."""
     if STAGE not in runs.columns or not runs[STAGE].eq("tune").any():
         return runs, None
-    trials = runs[runs[STAGE] == "tune"]
-    return runs[runs[STAGE] != "tune"].reset_index(drop=True), trials.reset_index(drop=True)
+    search = runs[STAGE].isin(SEARCH)
+    return runs[~search].reset_index(drop=True), runs[search].reset_index(drop=True)
 
 
 def objective(row: pd.Series) -> float:
@@ -59,7 +62,7 @@ def marker(trials: pd.DataFrame, confirm: pd.DataFrame) -> str:
     def span(counts: pd.Series) -> str:
         return DASH if counts.empty else str(counts.min()) if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
 
-    n = trials.groupby(["task_label", "cell"]).size()
+    n = trials[trials[STAGE] == "tune"].groupby(["task_label", "cell"]).size()
     m = confirm.groupby(["task_label", "cell"]).size()
     return f"tuned: {span(n)} trials per cell, {span(m)} confirmation seeds"
 
@@ -68,8 +71,10 @@ def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: li
     """Mark the report's header and each stage-2 task table as confirmation-only."""
     tag = marker(trials, confirm)
     lines = text.split("\n")
-    lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only (the best trial of each "
-                    "cell re-run on fresh seeds); stage 1 is in *Stage 1: per-cell tuning*.")
+    chosen = ("the trial of each cell chosen by re-scoring its best trials on more seeds (*Re-score*), re-run on fresh seeds"
+              if trials[STAGE].eq("rescore").any() else "the best trial of each cell re-run on fresh seeds")
+    lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only ({chosen}); "
+                    "stage 1 is in *Stage 1: per-cell tuning*.")
     marked = {f"## {label}" for label in task_labels}
     return "\n".join(f"{line} (stage 2; {tag})" if line in marked else line for line in lines)
 
@@ -182,9 +187,31 @@ def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Pat
     save(fig, path)
 
 
-def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool) -> str:
-    """README section for stage 1, one block per task."""
-    trials = trials.assign(objective=trials.apply(objective, axis=1).astype(float))
+def rescore_table(task_search: pd.DataFrame, confirm: pd.DataFrame, cells: list[str], higher: bool) -> list[list[str]]:
+    """Per cell and candidate: its value on the tuning seed and on each re-score seed, the mean, and
+    whether stage 2 confirmed it (the trial its confirmation runs name)."""
+    rows = []
+    for cell in cells:
+        mine = task_search[task_search["cell"] == cell]
+        again = mine[mine[STAGE] == "rescore"]
+        confirmed = set(confirm.loc[confirm["cell"] == cell, "config.tune.trial"].dropna().astype(int))
+        ranked = []
+        for number, runs in again.groupby(again["config.tune.trial"].astype(int)):
+            first = mine[(mine[STAGE] == "tune") & (mine["config.tune.trial"] == number)]["objective"]
+            values = [*first, *runs.sort_values("seed")["objective"]]
+            mean = float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan
+            seeds = ", ".join(f"s{int(seed)} {fmt(v)}" for seed, v in zip(runs.sort_values("seed")["seed"], runs.sort_values("seed")["objective"]))
+            ranked.append((number, values[0] if len(first) else math.nan, seeds, mean))
+        for number, first, seeds, mean in sorted(ranked, key=lambda r: (-r[1] if higher else r[1], r[0])):
+            rows.append([f"`{cell}`", str(number), fmt(first), seeds, fmt(mean) if np.isfinite(mean) else "failed run",
+                         "**yes**" if number in confirmed else DASH])
+    return rows
+
+
+def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, confirm: pd.DataFrame | None = None) -> str:
+    """README section for stage 1 (and the re-score, if the sweep had one), one block per task."""
+    search = trials.assign(objective=trials.apply(objective, axis=1).astype(float))
+    trials = search[search[STAGE] == "tune"]
     spec = space(trials)
     lines = ["", "## Stage 1: per-cell tuning", "",
              "Each cell had its own search over the space below (Optuna; every trial one run on the tuning seed). "
@@ -229,6 +256,14 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool) -> 
                   f"{fmt(first['baseline'])}.", "",
                   markdown_table(["cell", "trials completed/run", f"best-of-N val {first['metric']}", "median of trials",
                                   "best trial", "best configuration (searched parameters)"], rows), ""]
+        task_search = search[search["task_label"] == task_label]
+        if task_search[STAGE].eq("rescore").any():
+            picked = confirm[confirm["task_label"] == task_label] if confirm is not None else task_search.iloc[:0]
+            lines += [f"Re-score (`tune.rescore`): each cell's best trials run again on more seeds; the one with the "
+                      f"{'highest' if higher else 'lowest'} mean over the tuning seed and these was confirmed "
+                      "(best-of-N on one seed favours the trial that was lucky on it).", "",
+                      markdown_table(["cell", "trial", f"val {first['metric']}, tuning seed", "re-score seeds", "mean", "confirmed"],
+                                     rescore_table(task_search, picked, cells, higher)), ""]
         params = [k for k in spec if any(k in r for r in imp_rows.values())]
         table = pd.DataFrame({name: {k: r.get(k, math.nan) for k in params} for name, r in imp_rows.items() if r}).T
         if params and len(table):
