@@ -203,8 +203,72 @@ def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial():
     with pytest.raises(ConfigError, match="confirmed with trial 1, not its best-of-N trial 0"):
         consistent(point)
     point.top_k, point.studies["rescore"] = 3, optuna.create_study(direction="maximize")
-    with pytest.raises(ConfigError, match="tune.rescore.top_k: slstm was confirmed without re-scoring"):
-        consistent(point)
+    consistent(point)  # re-scoring a sweep confirmed without it is allowed (plan() reports a different pick)
+
+
+def test_re_scoring_a_confirmed_sweep_reports_a_different_pick_and_runs_no_second_confirmation(tmp_path):
+    """`resume=<dir> tune.rescore.top_k=2` on a sweep confirmed with its best-of-N: the re-score runs; when it
+    picks another trial, that trial is reported (exit 1) and no seed of it joins the cell's confirmation."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    luck = {4: lambda lr: 10.0 - 100 * abs(lr - 0.01)}  # seed 4 reverses stage 1's order, far apart
+
+    def launch(batch):
+        for overrides in batch:
+            o = dict(x.split("=", 1) for x in overrides)
+            lr, seed = float(o["optim.lr"]), int(o["seed"])
+            (tmp_path / o["hydra.sweep.subdir"]).mkdir()
+            (tmp_path / o["hydra.sweep.subdir"] / "result.json").write_text(json.dumps({
+                "status": "completed", "metric": "loss", "baseline": 1.0,
+                "metrics": {"val/loss_best": luck.get(seed, lambda lr: abs(lr - 0.01))(lr)}}))
+        return [None] * len(batch)
+
+    def point(top_k):
+        p = Point(["cell=vanilla"], ["cell=vanilla"], "vanilla", 0, parse_space({"optim.lr": "tag(log, interval(1e-4, 1e-1))"}),
+                  [1, 2, 3], top_k=top_k, rescore_seeds=[4] if top_k else [])
+        p.studies = {stage: optuna.create_study(storage=url, study_name=f"t/{stage}", load_if_exists=True) for stage in ("tune", "rescore", "confirm")}
+        return p
+
+    first = point(0)
+    assert run([first], n_trials=4, n_jobs=1, sweep_dir=tmp_path, launch=launch) == 0
+    best = first.studies["tune"].best_trial
+    again = point(2)
+    consistent(again)
+    assert run([again], n_trials=4, n_jobs=1, sweep_dir=tmp_path, launch=launch) == 0
+    runner_up = sorted(t.value for t in again.studies["tune"].trials)[1]
+    runner_up = next(t.number for t in again.studies["tune"].trials if t.value == runner_up)
+    assert again.unconfirmed_pick == (best.number, runner_up)
+    assert sorted(p.name for p in tmp_path.glob("rescore-*")) == sorted(f"rescore-vanilla-t{n}-s4" for n in (best.number, runner_up))
+    assert len(list(tmp_path.glob("confirm-*"))) == 3  # the best-of-N's three seeds, nothing of the pick
+
+
+def test_the_report_says_when_a_re_score_picks_another_trial_than_the_confirmed_one(tmp_path):
+    """Records of a sweep re-scored after its confirmation: trial 0 (best on the tuning seed) confirmed,
+    trial 1 the better mean. The statistics stay the confirmed trial's; the header names the pick."""
+    from lstm_ablation.report import write_report
+    from lstm_ablation.results import write_result
+
+    def job(name, stage, trial, seed, lr, acc):
+        config = {"cell": {"name": "slstm"}, "task": {"name": "permuted_digits"}, "seed": seed, "optim": {"lr": lr},
+                  "tune": {"stage": stage, "trial": trial, "space": {"optim.lr": "tag(log, interval(1e-4, 1e-1))"}}}
+        write_result(tmp_path / "sweep" / name, {
+            "status": "completed", "cell": "slstm", "task": "permuted_digits", "seed": seed, "metric": "accuracy",
+            "metrics": {"test/accuracy": acc, "val/accuracy_best": acc}, "higher_is_better": True, "baseline": 0.1,
+            "solved_threshold": 0.9, "params": 10, "params_recurrent": 8, "duration_s": 1.0, "steps": 5,
+            "git": {"commit": "abc", "dirty": False}, "config": config, "error": None})
+
+    for n, (lr, acc) in enumerate([(0.085, 0.95), (0.0044, 0.937), (0.02, 0.7)]):
+        job(f"tune-slstm-t{n}", "tune", n, 0, lr, acc)
+    job("rescore-slstm-t0-s11", "rescore", 0, 11, 0.085, 0.86)
+    job("rescore-slstm-t1-s11", "rescore", 1, 11, 0.0044, 0.925)
+    for seed in (1, 2, 3):
+        job(f"confirm-slstm-c{seed}-s{seed}", "confirm", 0, seed, 0.085, 0.88 + seed / 100)
+    out = write_report([tmp_path / "sweep"], tmp_path / "report", plots=False, reference="slstm")
+    readme = (out / "README.md").read_text()
+    assert "confirmed with the best-of-N, where the re-score picks another trial: `slstm` (permuted_digits): trial 1, confirmed 0" in readme
+    rows = [line for line in readme.split("Re-score (`tune.rescore`)")[1].splitlines() if line.startswith("| `slstm`")]
+    assert rows == ["| `slstm` | 0 | 0.95 | s11 0.86 | 0.905 | – | **yes** |", "| `slstm` | 1 | 0.937 | s11 0.925 | 0.931 | **pick** | – |"]
+    summary = pd.read_csv(out / "summary.csv").set_index("cell")
+    assert summary.loc["slstm", "launched"] == 3 and summary.loc["slstm", "median"] == pytest.approx(0.9)  # confirmations only
 
 
 # ---------------------------------------------------------------------------- the command
@@ -559,5 +623,7 @@ def test_hparams_search_gates_runs_a_tuned_digits_study_with_rescoring(tmp_path)
     rescore = readme.split("Re-score (`tune.rescore`)")[1].split("\n\n", 2)[1]
     rows = [line for line in rescore.splitlines() if line.startswith("| `")]
     assert len(rows) == 4 and sum("**yes**" in line for line in rows) == 2
+    assert all(("**pick**" in line) == ("**yes**" in line) for line in rows)  # the re-score's pick is the confirmed trial
+    assert "re-scored after their confirmation" not in readme
     assert any(line.startswith("| `rnn` | " + str(confirmed["rnn"]) + " |") and "**yes**" in line for line in rows)
     assert "| `vanilla` | 3/3 |" in readme  # stage 1 counts its trials, not the re-score runs

@@ -246,6 +246,7 @@ class Point:
     studies: dict[str, Any] = field(default_factory=dict)   # stage -> optuna.Study
     top_k: int = 0                 # re-score the top_k stage-1 trials (0: confirm the best-of-N)
     rescore_seeds: list[int] = field(default_factory=list)
+    unconfirmed_pick: tuple[int, int] | None = None   # (confirmed trial, re-score's pick) when they differ
 
 
 def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
@@ -384,9 +385,10 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
     live = [t for t in confirm_study.get_trials(deepcopy=False) if not abandoned(t)]
     pick = chosen(point).number
     if other := sorted({source(t) for t in live} - {pick, None}):
-        # a finished sweep resumed with other tune.rescore settings: its seeds would mix two trials
-        raise ConfigError(f"tune.rescore: {point.label}'s confirmation runs are of trial {other[0]}, but these settings "
-                          f"choose trial {pick}; allowed: the settings the sweep ran with, or a new sweep dir")
+        # a sweep confirmed before it was re-scored, and the re-score picks another trial: its seeds stay the
+        # confirmed trial's (never two trials' seeds in one cell); the pick is reported for a check of its own
+        point.unconfirmed_pick = (other[0], pick)
+        return [], True
     need = len(point.confirm_seeds) - sum(t.state.name != "WAITING" for t in live)
     if need > 0:
         return ask(point, "confirm", confirm_study, min(room, need), point.confirm_seeds, sweep_dir), False
@@ -427,14 +429,12 @@ def source(trial) -> int | None:
 
 
 def consistent(point: Point) -> None:
-    """A sweep resumed with other `tune.rescore` settings than it ran with would confirm two trials on one
-    cell's seeds: ConfigError (one line) before any job."""
+    """A re-scored sweep resumed without re-scoring would confirm the best-of-N beside the re-score's pick
+    on one cell's seeds: ConfigError (one line) before any job. (The reverse is allowed: re-scoring a sweep
+    confirmed without it runs the re-score and reports the pick if it is not the confirmed trial.)"""
     confirmed = sorted({source(t) for t in point.studies["confirm"].get_trials(deepcopy=False) if not abandoned(t)} - {None})
     if not confirmed:
         return
-    if point.top_k and not any(not abandoned(t) for t in point.studies["rescore"].get_trials(deepcopy=False)):
-        raise ConfigError(f"tune.rescore.top_k: {point.label} was confirmed without re-scoring (trial {confirmed[0]}); "
-                          "allowed: 0 for this sweep dir, or a new sweep dir")
     if not point.top_k and confirmed != [point.studies["tune"].best_trial.number]:
         raise ConfigError(f"tune.rescore.top_k: {point.label} was confirmed with trial {confirmed[0]}, not its best-of-N "
                           f"trial {point.studies['tune'].best_trial.number} (it was re-scored); allowed: the sweep's own "
@@ -655,11 +655,12 @@ class TuneSweeper(Sweeper):
             returns.append(results)
             return list(results)
 
-        try:
-            unconfirmed = run(points, cfg.tune.n_trials, cfg.tune.n_jobs, sweep_dir, launch)
-        except ConfigError as e:  # plan()'s check that the confirmed trial is the chosen one
-            fail(str(e))
+        unconfirmed = run(points, cfg.tune.n_trials, cfg.tune.n_jobs, sweep_dir, launch)
         if unconfirmed:
             log.error("tune: %d grid point(s) had no successful trial to confirm", unconfirmed)
+        for point in (p for p in points if p.unconfirmed_pick):
+            log.error("tune: %s was confirmed with trial %d before re-scoring, which picks trial %d: its verdict stays the "
+                      "confirmed trial's; run the pick on the confirmation seeds as a check of its own", point.label, *point.unconfirmed_pick)
+        if unconfirmed or any(p.unconfirmed_pick for p in points):
             raise SystemExit(1)
         return returns

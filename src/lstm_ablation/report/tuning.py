@@ -73,6 +73,9 @@ def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: li
     lines = text.split("\n")
     chosen = ("the trial of each cell chosen by re-scoring its best trials on more seeds (*Re-score*), re-run on fresh seeds"
               if trials[STAGE].eq("rescore").any() else "the best trial of each cell re-run on fresh seeds")
+    if other := unconfirmed_picks(trials, confirm):
+        chosen += ("; re-scored after their confirmation, so confirmed with the best-of-N, where the re-score picks "
+                   "another trial: " + "; ".join(other))
     lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only ({chosen}); "
                     "stage 1 is in *Stage 1: per-cell tuning*.")
     marked = {f"## {label}" for label in task_labels}
@@ -187,24 +190,50 @@ def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Pat
     save(fig, path)
 
 
+def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
+    """One cell's re-score candidates, best stage-1 value first: trial, value on the tuning seed, values on
+    the re-score seeds, the mean and whether it is the pick (lstm_ablation.tune.chosen: the best mean over
+    complete candidates; a candidate with a failed run ranks last)."""
+    search = search if "objective" in search else search.assign(objective=search.apply(objective, axis=1).astype(float))
+    mine = search[search["cell"] == cell]
+    again = mine[mine[STAGE] == "rescore"].sort_values("seed")
+    out = []
+    for number, runs in again.groupby(again["config.tune.trial"].astype(int)):
+        first = mine[(mine[STAGE] == "tune") & (mine["config.tune.trial"] == number)]["objective"]
+        first = float(first.iloc[0]) if len(first) else math.nan
+        values = [first, *runs["objective"]]
+        out.append({"trial": number, "first": first, "seeds": list(zip(runs["seed"].astype(int), runs["objective"])),
+                    "mean": float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan})
+    out.sort(key=lambda c: (-c["first"] if higher else c["first"], c["trial"]))
+    complete = [c for c in out if np.isfinite(c["mean"])]
+    pick = (max if higher else min)(complete, key=lambda c: c["mean"]) if complete else (out[0] if out else None)
+    for c in out:
+        c["pick"] = c is pick
+    return out
+
+
+def unconfirmed_picks(search: pd.DataFrame, confirm: pd.DataFrame) -> list[str]:
+    """'`cell` (task): trial M' for each cell re-scored after its confirmation whose pick is not the confirmed trial."""
+    out = []
+    for (task, cell), runs in search[search[STAGE] == "rescore"].groupby(["task_label", "cell"], sort=True):
+        higher = bool(runs["higher_is_better"].iloc[0])
+        pick = next((c["trial"] for c in rescored(search[search["task_label"] == task], cell, higher) if c["pick"]), None)
+        confirmed = set(confirm.loc[(confirm["task_label"] == task) & (confirm["cell"] == cell), "config.tune.trial"].dropna().astype(int))
+        if confirmed and pick not in confirmed:
+            out.append(f"`{cell}` ({task}): trial {pick}, confirmed {', '.join(map(str, sorted(confirmed)))}")
+    return out
+
+
 def rescore_table(task_search: pd.DataFrame, confirm: pd.DataFrame, cells: list[str], higher: bool) -> list[list[str]]:
-    """Per cell and candidate: its value on the tuning seed and on each re-score seed, the mean, and
-    whether stage 2 confirmed it (the trial its confirmation runs name)."""
+    """Per cell and candidate: its value on the tuning seed and on each re-score seed, the mean, whether it
+    is the re-score's pick and whether stage 2 confirmed it (the trial its confirmation runs name)."""
     rows = []
     for cell in cells:
-        mine = task_search[task_search["cell"] == cell]
-        again = mine[mine[STAGE] == "rescore"]
         confirmed = set(confirm.loc[confirm["cell"] == cell, "config.tune.trial"].dropna().astype(int))
-        ranked = []
-        for number, runs in again.groupby(again["config.tune.trial"].astype(int)):
-            first = mine[(mine[STAGE] == "tune") & (mine["config.tune.trial"] == number)]["objective"]
-            values = [*first, *runs.sort_values("seed")["objective"]]
-            mean = float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan
-            seeds = ", ".join(f"s{int(seed)} {fmt(v)}" for seed, v in zip(runs.sort_values("seed")["seed"], runs.sort_values("seed")["objective"]))
-            ranked.append((number, values[0] if len(first) else math.nan, seeds, mean))
-        for number, first, seeds, mean in sorted(ranked, key=lambda r: (-r[1] if higher else r[1], r[0])):
-            rows.append([f"`{cell}`", str(number), fmt(first), seeds, fmt(mean) if np.isfinite(mean) else "failed run",
-                         "**yes**" if number in confirmed else DASH])
+        for c in rescored(task_search, cell, higher):
+            rows.append([f"`{cell}`", str(c["trial"]), fmt(c["first"]), ", ".join(f"s{seed} {fmt(v)}" for seed, v in c["seeds"]),
+                         fmt(c["mean"]) if np.isfinite(c["mean"]) else "failed run", "**pick**" if c["pick"] else DASH,
+                         "**yes**" if c["trial"] in confirmed else DASH])
     return rows
 
 
@@ -262,7 +291,8 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
             lines += [f"Re-score (`tune.rescore`): each cell's best trials run again on more seeds; the one with the "
                       f"{'highest' if higher else 'lowest'} mean over the tuning seed and these was confirmed "
                       "(best-of-N on one seed favours the trial that was lucky on it).", "",
-                      markdown_table(["cell", "trial", f"val {first['metric']}, tuning seed", "re-score seeds", "mean", "confirmed"],
+                      markdown_table(["cell", "trial", f"val {first['metric']}, tuning seed", "re-score seeds", "mean",
+                                      "re-score's pick", "confirmed"],
                                      rescore_table(task_search, picked, cells, higher)), ""]
         params = [k for k in spec if any(k in r for r in imp_rows.values())]
         table = pd.DataFrame({name: {k: r.get(k, math.nan) for k in params} for name, r in imp_rows.items() if r}).T
