@@ -169,7 +169,7 @@ def test_two_workers_on_one_sqlite_storage_never_run_the_same_trial(tmp_path):
     assert len({r["worker"] for r in records}) == 2  # both workers took part
 
 
-def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial():
+def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial(tmp_path):
     """The sLSTM case (reports/slstm_lr_check): the best-of-N on the tuning seed is a setting that was
     lucky on it; re-scored on fresh seeds, the runner-up has the better mean and is the one confirmed.
     A candidate whose re-score run failed ranks after every complete one."""
@@ -204,6 +204,14 @@ def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial():
         consistent(point)
     point.top_k, point.studies["rescore"] = 3, optuna.create_study(direction="maximize")
     consistent(point)  # re-scoring a sweep confirmed without it is allowed (plan() reports a different pick)
+    # a sweep made before trials stored their overrides: the confirmed trial is read from the job's record
+    old = tmp_path / "confirm-slstm-c0-s1"
+    old.mkdir()
+    (old / "result.json").write_text(json.dumps({"status": "completed", "config": {"tune": {"stage": "confirm", "trial": 1}}}))
+    point.top_k, point.studies["confirm"] = 0, optuna.create_study(direction="maximize")
+    point.studies["confirm"].add_trial(create_trial(value=0.93, user_attrs={"job_dir": str(old), "slot": 1, "job_status": "completed"}))
+    with pytest.raises(ConfigError, match="confirmed with trial 1, not its best-of-N trial 0"):
+        consistent(point)
 
 
 def test_re_scoring_a_confirmed_sweep_reports_a_different_pick_and_runs_no_second_confirmation(tmp_path):

@@ -424,8 +424,12 @@ def chosen(point: Point):
 
 
 def source(trial) -> int | None:
-    """The stage-1 trial a confirmation (or re-score) trial runs, from the overrides it was launched with."""
-    return next((int(o.split("=", 1)[1]) for o in trial.user_attrs.get("overrides", []) if o.startswith("tune.trial=")), None)
+    """The stage-1 trial a confirmation (or re-score) trial runs: from the overrides it was launched with,
+    or (a sweep made before trials stored their overrides) from its job's record."""
+    found = next((int(o.split("=", 1)[1]) for o in trial.user_attrs.get("overrides", []) if o.startswith("tune.trial=")), None)
+    if found is None and (record := read_record(Path(trial.user_attrs.get("job_dir", "/nonexistent")))):
+        found = ((record.get("config") or {}).get("tune") or {}).get("trial")
+    return found
 
 
 def consistent(point: Point) -> None:
