@@ -183,6 +183,7 @@ def test_resume_refuses_another_command_and_a_dir_without_a_sweep(tmp_path):
         check_start(sweep_config(sweep, str(sweep), ["seed=0,1,2", f"resume={sweep}"]))
     # a finished tuned sweep can be re-scored afterwards: the re-score settings are not part of the command's identity
     assert check_start(sweep_config(sweep, str(sweep), ["seed=0,1", "tune.rescore.top_k=3", f"resume={sweep}"])) == sweep
+    assert check_start(sweep_config(sweep, str(sweep), ["seed=0,1", "tune.n_jobs=1", f"resume={sweep}"])) == sweep  # how many at a time
 
 
 def test_lock_refuses_a_second_sweep_and_takes_over_a_dead_ones(tmp_path):

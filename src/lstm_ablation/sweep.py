@@ -42,9 +42,10 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 
 def user_overrides(overrides: list[str]) -> list[str]:
-    """The command's overrides without the ones that only say where to run, and without `tune.rescore.*`:
-    a finished tuned sweep may be re-scored afterwards (tune.py keeps its confirmation consistent)."""
-    return sorted(o for o in overrides if not o.startswith(("resume=", "hydra.sweep.dir=", "tune.rescore.")))
+    """The command's overrides without the ones that only say where and how many at a time to run, and
+    without `tune.rescore.*`: a finished tuned sweep may be re-scored afterwards (tune.py keeps its
+    confirmation consistent)."""
+    return sorted(o for o in overrides if not o.startswith(("resume=", "hydra.sweep.dir=", "tune.n_jobs=", "tune.rescore.")))
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
