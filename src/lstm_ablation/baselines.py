@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .config_check import is_number
-from .spec import META_FIELDS, ConfigError
+from .spec import META_FIELDS, ConfigError, is_number
 
 
 class TorchRecurrent(nn.Module):

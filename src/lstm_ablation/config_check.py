@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import os
 from functools import cache
 from importlib.resources import files
@@ -18,7 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from .results import flatten
-from .spec import ConfigError
+from .spec import ConfigError, is_number
 
 OWN_CHECKS = ("cell", "task", "hydra")   # spec.py and the task modules check their own keys
 MEMORY_FRACTION = 0.5                    # refuse a job whose data alone needs more than this share of RAM
@@ -79,10 +78,6 @@ def check_keys(config: dict) -> None:
 
 def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_values(config: dict) -> None:

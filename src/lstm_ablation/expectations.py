@@ -18,10 +18,9 @@ one beside what the runs found.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from .spec import ConfigError, available_variants
+from .spec import ConfigError, available_variants, is_number
 
 EXPECTS = ("solves", "fails", "worse", "not_worse", "better", "matches")
 TAGS = ("V", "S", "U")
@@ -60,7 +59,7 @@ def parse(expectations: Any, field: str = "report.expectations") -> list[dict[st
             raise ConfigError(f"{where}.expect: got {item['expect']!r}; allowed: {', '.join(EXPECTS)}")
         for key in ("value", "tolerance"):
             value = item[key]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            if value is not None and not is_number(value):
                 raise ConfigError(f"{where}.{key}: got {value!r}; allowed: a number or null")
         if item["expect"] == "matches" and item["value"] is None:
             raise ConfigError(f"{where}.value: expect 'matches' needs the published number; allowed: a number")

@@ -43,6 +43,11 @@ ACTIVATIONS = ("tanh", "sigmoid", "identity")
 KINDS = ("lstm", "rnn", "gru", "torch_lstm")  # lstm = our configurable cell; the rest are baselines
 
 
+def is_number(v: Any) -> bool:
+    """A finite int or float, not a bool (YAML's `true` is an int to Python)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 class ConfigError(ValueError):
     """Bad user input; the message is one line that names the field and what is allowed."""
 
@@ -98,7 +103,7 @@ class CellSpec:
             value = getattr(self, field)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_number(value):
                 raise ConfigError(f"cell.{field}: got {value!r}; allowed: null (uniform init) or a finite number")
             if getattr(self, gate) != "learned":
                 raise ConfigError(f"cell.{field}: {gate} is {getattr(self, gate)!r}, so there is no bias to set; allowed here: null")
@@ -116,7 +121,7 @@ class CellSpec:
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"cell.{field}: got {getattr(self, field)!r}; allowed: true, false")
         beta = self.coupling_shift
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
+        if not is_number(beta):
             raise ConfigError(f"cell.coupling_shift: got {beta!r}; allowed: a finite number")
         if self.input_gate == "coupled" and self.forget_gate != "learned":
             raise ConfigError(f"cell.input_gate: 'coupled' (i = 1 - sigma(s_f - beta)) needs cell.forget_gate 'learned', "
