@@ -345,6 +345,10 @@ def test_report_collects_plots_and_tabulates(tmp_path):
 
     png = gradients.plot_gradient_flow(curves, tmp_path / "fig" / "flow.png")
     assert png.stat().st_size > 10_000
+    # a report whose cells have no cell state c at all (the GRU or the RNN alone): no c curves, no KeyError
+    rnn_only = gradients.collect_curves(dirs[:2])
+    assert "grad_c_ratio" not in rnn_only and gradients.mean_curves(rnn_only, "grad_c_ratio").empty
+    assert gradients.plot_gradient_flow(rnn_only, tmp_path / "fig" / "rnn.png").stat().st_size > 10_000
 
     summaries = gradients.collect_summaries(dirs)
     assert len(summaries) == 4 * 3

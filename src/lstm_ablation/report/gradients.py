@@ -92,14 +92,17 @@ def at_step(df: pd.DataFrame, step: str | int = "final") -> pd.DataFrame:
 
 def mean_curves(curves: pd.DataFrame, quantity: str = "grad_h_ratio", step: str | int = "final") -> pd.DataFrame:
     """Per cell and t: geometric mean over seeds of `quantity`, its min and max, and the seed count."""
+    columns = ["cell", "t", "mean", "min", "max", "log10_mean", "n_seeds"]
+    if quantity not in curves:  # e.g. grad_c_ratio where no cell of the report has a cell state c (GRU, RNN)
+        return pd.DataFrame(columns=columns)
     df = at_step(curves, step)
-    df = df[df[quantity].notna()] if quantity in df else df.iloc[0:0]
+    df = df[df[quantity].notna()]
     log = np.log10(df[quantity].where(df[quantity] > 0))
     grouped = log.groupby([df["cell"], df["t"]])
     out = pd.DataFrame({"log10_mean": grouped.mean(), "min": 10 ** grouped.min(), "max": 10 ** grouped.max(),
                         "n_seeds": grouped.count()}).reset_index()
     out["mean"] = 10 ** out["log10_mean"]
-    return out[["cell", "t", "mean", "min", "max", "log10_mean", "n_seeds"]]
+    return out[columns]
 
 
 def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[str | int] = ("first", "final"),
