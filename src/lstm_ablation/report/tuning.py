@@ -289,8 +289,9 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
         if task_search[STAGE].eq("rescore").any():
             picked = confirm[confirm["task_label"] == task_label] if confirm is not None else task_search.iloc[:0]
             lines += [f"Re-score (`tune.rescore`): each cell's best trials run again on more seeds; the one with the "
-                      f"{'highest' if higher else 'lowest'} mean over the tuning seed and these was confirmed "
-                      "(best-of-N on one seed favours the trial that was lucky on it).", "",
+                      f"{'highest' if higher else 'lowest'} mean over the tuning seed and these is the pick, which stage 2 "
+                      "confirms (best-of-N on one seed favours the trial that was lucky on it). A sweep re-scored after "
+                      "its confirmation keeps its confirmed trial; the header names any cell whose pick differs.", "",
                       markdown_table(["cell", "trial", f"val {first['metric']}, tuning seed", "re-score seeds", "mean",
                                       "re-score's pick", "confirmed"],
                                      rescore_table(task_search, picked, cells, higher)), ""]
