@@ -56,6 +56,7 @@ def test_multirun_then_report(tmp_path):
     (["-m", "cell=vanilla,bogus"], "cell"),
     (["-m", "cell=vanilla,rnn", "task.seq_len=10,1"], "task.seq_len"),
     (["cell=gru", "+cell.forget_bias=2"], "cell.forget_bias"),  # a setting the GRU would silently ignore
+    (["-m", "cell=vanilla", "--cfg", "job"], "-m and --cfg"),     # Hydra's own ValueError traceback before
 ])
 def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args, field):
     done = run("lstm-ablate", *args, "wandb.mode=disabled", cwd=tmp_path)

@@ -489,7 +489,20 @@ def check_overrides(argv: list[str]) -> None:
             fail(str(e))
 
 
+MODES = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg", "--cfg": "--cfg",
+         "-i": "--info", "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
+def check_modes(argv: list[str]) -> None:
+    """Hydra raises a ValueError traceback for two of its modes at once (`-m ... --cfg job`): one line."""
+    given = [a for a in argv if a in MODES]
+    if len({MODES[a] for a in given}) > 1:
+        fail(f"{' and '.join(given)}: one mode at a time; allowed: one of -m (a sweep), --cfg job|hydra|all (print the "
+             "config of a single run), --info")
+
+
 def main() -> None:
+    check_modes(sys.argv[1:])
     check_group_choices(sys.argv[1:])
     check_overrides(sys.argv[1:])
     # hydra/sweeper=tune: Hydra finds plugins by scanning hydra_plugins, which an editable install hides
