@@ -185,7 +185,8 @@ def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial(tmp_path):
 
     def rescored(number, value, state=TrialState.COMPLETE):
         point.studies["rescore"].add_trial(create_trial(
-            state=state, value=value, user_attrs={"slot": f"t{number}-s3", "job_status": "completed" if value else "failed"}))
+            state=state, value=value, user_attrs={"slot": f"t{number}-s3", "overrides": ["seed=3", f"tune.trial={number}"],
+                                                  "job_status": "completed" if value else "failed"}))
 
     rescored(0, 0.86)
     rescored(1, 0.925)

@@ -410,13 +410,13 @@ def chosen(point: Point):
         return point.studies["tune"].best_trial
     scores = {}
     for t in point.studies["rescore"].get_trials(deepcopy=False):
-        if finished(t) and isinstance(t.user_attrs.get("slot"), str):
-            scores.setdefault(t.user_attrs["slot"].split("-")[0], []).append(t.value if t.state.name == "COMPLETE" else None)
+        if finished(t):
+            scores.setdefault(source(t), []).append(t.value if t.state.name == "COMPLETE" else None)
     sign = -1.0 if point.direction == "maximize" else 1.0
 
     def rank(i_trial):
         i, trial = i_trial
-        values = [trial.value, *scores.get(f"t{trial.number}", [])]
+        values = [trial.value, *scores.get(trial.number, [])]
         complete = None not in values and len(values) == 1 + len(point.rescore_seeds)
         return (not complete, sign * sum(v for v in values if v is not None) / len(values), i)
 
