@@ -23,6 +23,10 @@ from lstm_ablation.train import check_overrides
     (["cell.forget_bia=1"], "cell.forget_bia: unknown key; allowed under cell: cell.candidate_activation"),
     (["+trainer.max_step=10"], "trainer.max_step: not an argument of pytorch_lightning.Trainer (did you mean max_steps"),
     (["-m", "seed=0,1", "model.hiden_size=16"], "model.hiden_size: unknown key"),
+    # Hydra's own settings: its messages are four lines and a hint about HYDRA_FULL_ERROR
+    (["-m", "hydra.sweeper.params.seed=1,2"], "hydra.sweeper.params.seed: Hydra's own settings cannot be swept; a sweeper parameter takes its list quoted: hydra.sweeper.params.seed='1,2'"),
+    (["-m", "experiment=seed_gates_tuned", "hydra/sweeper=basic", "hydra.sweeper.params.seed='1,2'"], "hydra.sweeper.params.seed: this sweeper has no parameter 'seed'; a job setting is swept on the command line (seed=a,b)"),
+    (["-m", "hydra/launcher=slurm", "hydra.launcher.partitio=gpu", "seed=0,1"], "hydra.launcher.partitio: not a setting of Hydra's config"),
 ])
 def test_bad_command_line_is_one_line_and_exit_2(args, line, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -35,6 +39,8 @@ def test_bad_command_line_is_one_line_and_exit_2(args, line, capsys):
 def test_good_command_lines_pass(capsys):
     check_overrides(["cell=no_forget_gate", "seed=3", "+trainer.limit_val_batches=2", "trainer.max_steps=5", "checkpoint.keep=none"])
     check_overrides(["-m", "experiment=seed_gates", "seed=0,1"])
+    check_overrides(["-m", "experiment=seed_gates_tuned", "hydra/sweeper=basic", "hydra.sweeper.params.cell=rnn", "cell=rnn",
+                     "seed=1,2", "+hydra.sweeper.params.task=adding", "hydra/launcher=local", "hydra.launcher.tasks_per_node=1", "hydra.sweep.dir=/tmp/x"])
     assert capsys.readouterr().err == ""
 
 

@@ -462,13 +462,18 @@ def check_overrides(argv: list[str]) -> None:
     if any(a.startswith("-") for a in overrides):
         return
     try:
-        first, swept = [], []
+        first, swept, settings = [], [], []
         parsed = OverridesParser.create().parse_overrides(overrides)
         given = {o.key_or_group for o in parsed}
         for override in parsed:
             key = override.key_or_group
+            if key.startswith("hydra.") and override.is_sweep_override():
+                fail(f"{key}: Hydra's own settings cannot be swept; a sweeper parameter takes its list quoted: "
+                     f"{key}='{override.input_line.partition('=')[2]}'")
             value = next(iter(override.sweep_string_iterator())) if override.is_sweep_override() else None
-            if not key.startswith("hydra."):  # Hydra's own settings are not part of a job's config
+            if key.startswith("hydra."):  # Hydra's own settings are not part of a job's config
+                settings.append(override.input_line)
+            else:
                 first.append(override.input_line if value is None else f"{override.input_line.partition('=')[0]}={value}")
             if multirun and key.startswith(SWEEPER_PARAMS) and key[len(SWEEPER_PARAMS):] not in given:
                 # the sweeper applies these to every job: `hydra.sweeper.params.cell=gru cell.update_bias=0`
@@ -477,9 +482,11 @@ def check_overrides(argv: list[str]) -> None:
         first = swept + first
         with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
             cfg = compose("config", overrides=first)
+            if settings:  # and Hydra's own settings, which the job's config leaves out
+                compose("config", overrides=first + settings, return_hydra_config=True)
     except HydraException as e:
-        typo = re.match(r"Could not override '((?!task\.|hydra\.)[^']+)'", str(e))  # a key the config lacks, given without +
-        fail(unknown_key(typo.group(1)) + f"; a new key needs +{typo.group(1)}=" if typo else " ".join(str(e).split()))
+        typo = re.match(r"Could not override '((?!task\.)[^']+)'", str(e))  # a key the config lacks, given without +
+        fail(bad_key(typo.group(1)) if typo else " ".join(str(e).split()))
     except Exception:  # noqa: BLE001 -- a sweep syntax this cannot expand: Hydra checks it itself
         return
     if not multirun:
@@ -487,6 +494,17 @@ def check_overrides(argv: list[str]) -> None:
             validate(cfg)
         except ConfigError as e:
             fail(str(e))
+
+
+def bad_key(key: str) -> str:
+    """The line for `key=...` where the config has no such key (Hydra's says 'not in struct' over four lines)."""
+    if key.startswith(SWEEPER_PARAMS):
+        name = key[len(SWEEPER_PARAMS):]
+        return (f"{key}: this sweeper has no parameter {name!r}; a job setting is swept on the command line "
+                f"({name}=a,b), or added to the sweeper's parameters with +{key}=")
+    if key.startswith("hydra."):
+        return f"{key}: not a setting of Hydra's config (see `lstm-ablate --cfg hydra`); a new key needs +{key}="
+    return unknown_key(key) + f"; a new key needs +{key}="
 
 
 MODES = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg", "--cfg": "--cfg",
