@@ -252,9 +252,8 @@ class Point:
 def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
     """Record a job's outcome on its trial: COMPLETE with the objective, PRUNED (with its last reported
     value, as Optuna's own tell does), or FAIL with the error."""
-    from optuna.trial import TrialState
-
     from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
 
     storage = study._storage  # the public Study.tell needs the Trial object; after a restart we hold only ids
     status = (record or {}).get("status", "failed")
