@@ -276,3 +276,22 @@ def test_the_index_states_each_studys_compute() -> None:
     assert compute(runs) == ("Compute: 2.50 CPU-hours (1.50 job-hours; 1 job(s) without num_threads counted as 1 thread), "
                              "3.00 h from the first job's start to the last one's finish.")
     assert compute(pd.DataFrame({"status": ["missing"]})) == "Compute: not recorded."
+
+
+def test_the_index_counts_a_run_shown_by_two_reports_once(toy_sweep: Path, tmp_path: Path) -> None:
+    """A check report reuses a study's runs (vanilla's confirmation runs, say): the index says how much of
+    its compute is shared and counts each run once in the total. Here `check` shows the toy sweep again,
+    from another common folder (so its `run` column differs), beside a sweep of its own."""
+    other = tmp_path / "other" / "sweep2"
+    for seed in range(2):
+        make_run(other, seed, "vanilla", seed, 0.02 + seed / 100, threshold=0.05)
+    write_report([toy_sweep], tmp_path / "reports" / "study", plots=False)
+    write_report([toy_sweep, other], tmp_path / "reports" / "check", plots=False)
+    regenerate(tmp_path / "reports")
+    index = (tmp_path / "reports" / "README.md").read_text()
+    study = next(line for line in index.splitlines() if "(study/README.md)" in line)
+    check = next(line for line in index.splitlines() if "(check/README.md)" in line)
+    # make_run records 1 s per job, one thread: 15 toy runs (0.0042 CPU-hours), 2 runs of the check's own
+    assert "; 0.00 CPU-hours of it in 15 runs that other reports also show." in study
+    assert "; 0.00 CPU-hours of it in 15 runs that other reports also show." in check and "| 17 (17 completed) |" in check
+    assert "All reports together: 17 distinct runs, 0.00 CPU-hours (a run shown by several reports counted once)." in index

@@ -124,6 +124,12 @@ def cell_column(table: pd.DataFrame, task_label: str, cell: str) -> str:
     return "; ".join(f"{r['expect']} ({r['source'].split(',')[0]}): {r['agrees']}" for _, r in mine.iterrows()) or "–"
 
 
+def cpu_hours(runs: pd.DataFrame) -> float:
+    """Each job's duration times its torch threads (unset: 1), in hours."""
+    threads = runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
+    return float((runs["duration_s"] * threads.fillna(1)).sum() / 3600)
+
+
 def compute(runs: pd.DataFrame) -> str:
     """What a study cost, from its runs' records: CPU-hours (each job's duration times its torch
     threads) and the wall-clock span from the first job's start to the last job's finish (pauses
@@ -132,7 +138,7 @@ def compute(runs: pd.DataFrame) -> str:
         return "Compute: not recorded."
     threads = runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
     known = runs["duration_s"].notna()
-    cpu_h = (runs["duration_s"] * threads.fillna(1)).sum() / 3600
+    cpu_h = cpu_hours(runs)
     unset = int((known & threads.isna()).sum())
     text = f"Compute: {cpu_h:.2f} CPU-hours ({runs['duration_s'].sum() / 3600:.2f} job-hours"
     text += f"; {unset} job(s) without num_threads counted as 1 thread)" if unset else ")"
@@ -155,11 +161,13 @@ def write_index(root: Path) -> Path:
     import json
 
     root = Path(root)
-    studies, tables = [], []
+    studies, tables, every_run = [], [], []
     for report in find_reports(root):
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
-        runs = pd.read_csv(report / "results.csv", usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads"))
+        runs = pd.read_csv(report / "results.csv",
+                           usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads", "sweep", "run"))
+        every_run.append(runs.assign(report=rel))
         statuses = runs["status"].value_counts()
         status = ", ".join(f"{int(statuses[s])} {s}" for s in sorted(statuses.index))
         path = report / "expectations.csv"
@@ -171,6 +179,25 @@ def write_index(root: Path) -> Path:
             tally = ", ".join(f"{int(verdicts[k])} {k}" for k in sorted(verdicts.index))
             tables.append(table.assign(report=f"[{rel}]({rel}/README.md)"))
         studies.append([f"[{meta['title']}]({rel}/README.md)", f"{len(runs)} ({status})", compute(runs).removeprefix("Compute: "), tally])
+    # A check or a family study reuses runs of another report (vanilla's confirmation runs, say): say how much of
+    # each report's compute is shared, and count each run once in the total.
+    pooled = pd.concat(every_run, ignore_index=True) if every_run else pd.DataFrame()
+    if {"sweep", "run", "duration_s"} <= set(pooled.columns):
+        # `run` is relative to the common folder of a report's sweeps, which differs between reports: a run is
+        # its sweep, its own folder's name and when it finished (a sweep folder deleted and run again is new runs)
+        key = (pooled["sweep"].astype(str) + "/" + pooled["run"].astype(str).str.rsplit("/", n=1).str[-1] + "@"
+               + pooled.get("finished", pd.Series("", index=pooled.index)).astype(str))
+        pooled = pooled.assign(key=key, shared=key.map(pooled.groupby(key)["report"].nunique()) > 1)
+        for row, (_, runs) in zip(studies, pooled.groupby("report", sort=False)):
+            shared = runs[runs["shared"]]
+            if len(shared) and shared["duration_s"].notna().any():
+                row[2] = row[2].removesuffix(".") + (f"; {cpu_hours(shared):.2f} CPU-hours of it in {len(shared)} runs "
+                                                     "that other reports also show.")
+        distinct = pooled.drop_duplicates("key")
+        total = (f"All reports together: {len(distinct)} distinct runs, {cpu_hours(distinct):.2f} CPU-hours "
+                 "(a run shown by several reports counted once).")
+    else:
+        total = ""
     lines = [INDEX_MARK, "", "# Reports", "",
              "Every committed study, each finding beside what the literature reported "
              "(tags: V checked against the paper, S secondary source, U unverified). "
@@ -180,7 +207,8 @@ def write_index(root: Path) -> Path:
              "## Studies", "",
              "Compute: CPU-hours are each job's duration times its torch threads; the span runs from the "
              "first job's start to the last one's finish (gaps between parts included).", "",
-             markdown_table(["report", "runs", "compute", "claims: agrees?"], studies), ""]
+             markdown_table(["report", "runs", "compute", "claims: agrees?"], studies), "",
+             *([total, ""] if total else [])]
     every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*EXPECTATION_COLUMNS, "report"])
     # the same claim from several studies (tuned, untuned, a follow-up check) in adjacent rows: claims in
     # the order they first appear (ngroup without sorting), each claim's rows in report order (stable sort)
