@@ -76,8 +76,6 @@ def extension():
 
 def spec_reason(spec) -> str | None:
     """Why the C++ layer has no code for this cell's equations, or None if it has."""
-    if spec.gate_recurrence:
-        return "FGR's gate recurrence (cell.gate_recurrence) runs in the reference path only"
     if spec.input_gate_activation == "exp":
         return "sLSTM's exponential gating (cell.input_gate_activation: exp) runs in the reference path only"
     if spec.normalised_gates:
@@ -124,35 +122,39 @@ def variant_flags(spec) -> tuple[int, int, bool, int, int, float, int]:
 
 
 class LSTMFunction(torch.autograd.Function):
-    """out, h_T, c_T = LSTM(x, h0, c0); the hand-written backward of lstm_fast.cpp."""
+    """out, h_T, c_T, a_T = LSTM(x, h0, c0, a0); the hand-written backward of lstm_fast.cpp.
+    w_gg, a0 and a_T are FGR's (a: the learned sigmoid gates of a step), None for other cells."""
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, bias, peephole, flags, save):
-        out, h_T, c_T, *saved = extension().forward(x, h0, c0, w_ih, w_hh, bias, peephole, *flags, save)
+    def forward(ctx, x, h0, c0, w_ih, w_hh, bias, peephole, w_gg, a0, flags, save):
+        out, h_T, c_T, a_T, *saved = extension().forward(x, h0, c0, w_ih, w_hh, bias, peephole, w_gg, a0, *flags, save)
         if save:  # saved = Z (T, B, G*H) activated gates, C (T, B, H) cell states, A (T, B, H) act_h(C),
-            #           Hs (T + 1, B, H) h_0 .. h_T time-major
-            ctx.save_for_backward(x, c0, w_ih, w_hh, peephole, *saved)  # h0 is Hs[0]
+            #           Hs (T + 1, B, H) h_0 .. h_T and FGR's Gs (T + 1, B, P*H) a_0 .. a_T, time-major
+            ctx.save_for_backward(x, c0, w_ih, w_hh, peephole, w_gg, *saved)  # h0 is Hs[0], a0 Gs[0]
             ctx.flags = flags
         ctx.set_materialize_grads(False)  # unused outputs give None, not zeros to read
-        return out, h_T, c_T
+        return out, h_T, c_T, a_T
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out, grad_h_T, grad_c_T):
-        x, c0, w_ih, w_hh, peephole, Z, C, A, Hs = ctx.saved_tensors
-        dx, dh0, dc0, dw_ih, dw_hh, db, dpeep = extension().backward(
-            grad_out, grad_h_T, grad_c_T, x, c0, w_ih, w_hh, peephole, Z, C, A, Hs, *ctx.flags,
-            ctx.needs_input_grad[0])
-        return dx if ctx.needs_input_grad[0] else None, dh0, dc0, dw_ih, dw_hh, db, dpeep, None, None
+    def backward(ctx, grad_out, grad_h_T, grad_c_T, grad_a_T):
+        x, c0, w_ih, w_hh, peephole, w_gg, Z, C, A, Hs, Gs = ctx.saved_tensors
+        dx, dh0, dc0, dw_ih, dw_hh, db, dpeep, da0, dw_gg = extension().backward(
+            grad_out, grad_h_T, grad_c_T, grad_a_T, x, c0, w_ih, w_hh, peephole, w_gg, Z, C, A, Hs, Gs,
+            *ctx.flags, ctx.needs_input_grad[0])
+        return dx if ctx.needs_input_grad[0] else None, dh0, dc0, dw_ih, dw_hh, db, dpeep, dw_gg, da0, None, None
 
 
-def lstm_forward(layer, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Same contract as LSTMLayer.reference_forward: out (B, T, H), (h_T, c_T)."""
-    h0, c0 = state
+def lstm_forward(layer, x: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Same contract as LSTMLayer.reference_forward: out (B, T, H), (h_T, c_T), or (h_T, c_T, a_T) for FGR."""
+    h0, c0, *a0 = state  # FGR: a0 (B, P*H), the gates of the step before
+    a0 = a0[0].contiguous() if a0 else None
     params = [layer.weight_ih, layer.weight_hh, layer.bias]
     peephole = None if layer.peephole is None else layer.peephole.contiguous()
+    w_gg = None if layer.weight_gg is None else layer.weight_gg.contiguous()
     # Saving Z and C for backward costs memory; skip it when no gradient can flow.
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in [x, h0, c0, peephole, *params])
-    out, h_T, c_T = LSTMFunction.apply(x, h0, c0, *(p.contiguous() for p in params), peephole,
-                                       variant_flags(layer.spec), save)
-    return out, (h_T, c_T)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                           for t in [x, h0, c0, a0, peephole, w_gg, *params])
+    out, h_T, c_T, a_T = LSTMFunction.apply(x, h0, c0, *(p.contiguous() for p in params), peephole, w_gg, a0,
+                                            variant_flags(layer.spec), save)
+    return out, (h_T, c_T) if a_T is None else (h_T, c_T, a_T)
