@@ -3,11 +3,12 @@
     python benchmarks/layer_speed.py            # full grid, every variant (~10-15 min on a quiet 2-core CPU)
     python benchmarks/layer_speed.py --quick    # one config, every variant (~1 min)
     python benchmarks/layer_speed.py --scan     # minlstm: parallel scan vs its loop vs vanilla, T=1000
+    python benchmarks/layer_speed.py --fgr      # fgr: C++ layer vs its reference loop (and V), study size
     ... --cpu-time --threads 1                  # on a loaded machine: CPU seconds of this process, 1 thread
     python benchmarks/layer_speed.py --study    # study sizes (issue 15): 1 thread, I=2, H 32-128, T 100/300,
                                                 # every cell, the GEMM floor and the whole training step (~6 min)
 
-Cells the C++ layer has no code for (fgr, slstm: see fast.spec_reason) run their reference path,
+Cells the C++ layer has no code for (slstm: see fast.spec_reason) run their reference path,
 minlstm its parallel scan (LSTMLayer.scan_forward); the table marks them (ref) and (scan).
 
 Time: forward + backward of y.sum() per batch (x requires grad, so dx is included), B=64,
@@ -74,6 +75,26 @@ def scan_comparison(repeats: int) -> None:
         med = time_config(I, H, 1000, names, repeats, warmup=1)
         rows.append([I, H, 1000, *(f"{med[n]:.3f} ({med[n] / med['vanilla']:.2f})" for n in names)])
     print(markdown(["I", "H", "T", *names], rows))
+
+
+FGR_CONFIG = (2, 64, 100)  # I, H, T of the studies fgr trains in (digits: T = 64; adding: T = 100)
+
+
+def fgr_comparison(repeats: int) -> None:
+    """fgr in the C++ layer against its own reference loop and against V (peephole, fgr's base cell
+    in the C++ layer), interleaved in one process, at the study size: one thread, B = 64, float32,
+    forward + backward of the last output (a sequence-to-one task)."""
+    I, H, T = FGR_CONFIG
+    names = ["fgr", "fgr loop", "peephole"]
+    x = torch.randn(B, T, I)
+    modules = {n: build(n, I, H) for n in names}
+    assert path("fgr") == "fast" and modules["fgr loop"].impl == "reference"
+    med = time_fns({n: (lambda x, m=m: last_output_step(m, x)) for n, m in modules.items()}, x, repeats, warmup=3)
+    print(f"\nfgr at I={I}, H={H}, T={T}, B={B}: forward + backward of the last output, median of {repeats} "
+          "interleaved rounds\n")
+    print(markdown(["I", "H", "T", *(f"{n} ms" for n in names), "loop / fgr", "fgr / peephole"],
+                   [[I, H, T, *(f"{med[n] * 1e3:.2f}" for n in names), f"{med['fgr loop'] / med['fgr']:.2f}",
+                     f"{med['fgr'] / med['peephole']:.2f}"]]))
 
 
 def step(module: torch.nn.Module, x: torch.Tensor) -> None:
@@ -215,6 +236,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5 at T=200, 3 at T=1000)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--scan", action="store_true", help="only minlstm's scan vs its loop vs vanilla at T=1000")
+    p.add_argument("--fgr", action="store_true", help="only fgr: C++ layer vs its reference loop and V, 1 thread, study size")
     p.add_argument("--study", action="store_true", help="study sizes: 1 thread, I=2, H 32/64/128, T 100/300, GEMM floor, training step")
     p.add_argument("--variants", help="comma-separated cells to time (default: every LSTM variant)")
     p.add_argument("--cpu-time", action="store_true", help="time CPU seconds of this process, not wall time")
@@ -232,6 +254,11 @@ def main() -> None:
     if args.scan:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average at start {os.getloadavg()[0]:.2f}")
         scan_comparison(args.repeats or 5)
+        return print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    if args.fgr:
+        torch.set_num_threads(1)
+        print(f"torch {torch.__version__}, 1 thread, B={B}, float32, load average at start {os.getloadavg()[0]:.2f}")
+        fgr_comparison(args.repeats or 21)
         return print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     variants = ["vanilla"] if args.vanilla_only else args.variants.split(",") if args.variants else lstm_variants()
     if args.study:
