@@ -215,6 +215,36 @@ def test_rescoring_confirms_the_best_mean_not_the_luckiest_trial(tmp_path):
         consistent(point)
 
 
+def test_with_no_complete_candidate_the_pick_is_the_best_mean_of_the_values_there_are():
+    """Every candidate has a failed re-score run: the pick is the best mean over the runs that have a
+    value. A failed run is left out, not counted as 0 (for a loss, 0 would make a failure look best);
+    the report's Re-score table (report.tuning.rescored) picks the same trial."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from lstm_ablation.report.tuning import rescored as report_rescored
+
+    lr = {"optim.lr": FloatDistribution(1e-4, 1e-1, log=True)}
+    point = Point(["cell=vanilla"], ["cell=vanilla"], "vanilla", 0, lr, [1, 2], direction="minimize", top_k=2,
+                  rescore_seeds=[3, 4])
+    point.studies = {stage: optuna.create_study(direction="minimize") for stage in ("tune", "rescore", "confirm")}
+    for rate, val in [(0.01, 0.08), (0.003, 0.09), (0.05, 0.5)]:
+        point.studies["tune"].add_trial(create_trial(params={"optim.lr": rate}, distributions=lr, value=val))
+    runs = []
+    for number, seed, value in [(0, 3, None), (0, 4, None), (1, 3, 0.06), (1, 4, None)]:
+        point.studies["rescore"].add_trial(create_trial(
+            state=TrialState.COMPLETE if value is not None else TrialState.FAIL, value=value,
+            user_attrs={"slot": f"t{number}-s{seed}", "overrides": [f"seed={seed}", f"tune.trial={number}"]}))
+        runs.append({"cell": "vanilla", "config.tune.stage": "rescore", "config.tune.trial": number, "seed": seed,
+                     "objective": value if value is not None else float("nan")})
+    assert chosen(point).number == 1    # known means: t0 0.08 (both failed), t1 (0.09 + 0.06) / 2 = 0.075
+    for number, val in [(0, 0.08), (1, 0.09), (2, 0.5)]:
+        runs.append({"cell": "vanilla", "config.tune.stage": "tune", "config.tune.trial": number, "seed": 0, "objective": val})
+    table = report_rescored(pd.DataFrame(runs), "vanilla", higher=False)
+    assert [c["trial"] for c in table] == [0, 1] and [c["trial"] for c in table if c["pick"]] == [1]
+
+
+
 def test_re_scoring_a_confirmed_sweep_reports_a_different_pick_and_runs_no_second_confirmation(tmp_path):
     """`resume=<dir> tune.rescore.top_k=2` on a sweep confirmed with its best-of-N: the re-score runs; when it
     picks another trial, that trial is reported (exit 1) and no seed of it joins the cell's confirmation."""

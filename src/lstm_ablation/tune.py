@@ -413,11 +413,12 @@ def chosen(point: Point):
             scores.setdefault(source(t), []).append(t.value if t.state.name == "COMPLETE" else None)
     sign = -1.0 if point.direction == "maximize" else 1.0
 
-    def rank(i_trial):
+    def rank(i_trial):  # complete candidates first, then by the mean of the values a candidate has
         i, trial = i_trial
         values = [trial.value, *scores.get(trial.number, [])]
         complete = None not in values and len(values) == 1 + len(point.rescore_seeds)
-        return (not complete, sign * sum(v for v in values if v is not None) / len(values), i)
+        known = [v for v in values if v is not None]  # a failed run has no value (not 0: for a loss 0 is the best)
+        return (not complete, sign * sum(known) / len(known), i)
 
     return min(enumerate(candidates(point)), key=rank)[1]
 

@@ -193,7 +193,7 @@ def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Pat
 def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
     """One cell's re-score candidates, best stage-1 value first: trial, value on the tuning seed, values on
     the re-score seeds, the mean and whether it is the pick (lstm_ablation.tune.chosen: the best mean over
-    complete candidates; a candidate with a failed run ranks last)."""
+    complete candidates; a candidate with a failed run ranks after them, by the mean of the values it has)."""
     search = search if "objective" in search else search.assign(objective=search.apply(objective, axis=1).astype(float))
     mine = search[search["cell"] == cell]
     again = mine[mine[STAGE] == "rescore"].sort_values("seed")
@@ -205,8 +205,13 @@ def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
         out.append({"trial": number, "first": first, "seeds": list(zip(runs["seed"].astype(int), runs["objective"])),
                     "mean": float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan})
     out.sort(key=lambda c: (-c["first"] if higher else c["first"], c["trial"]))
-    complete = [c for c in out if np.isfinite(c["mean"])]
-    pick = (max if higher else min)(complete, key=lambda c: c["mean"]) if complete else (out[0] if out else None)
+
+    def rank(c):  # as tune.chosen: complete candidates first, then by the mean of the values a candidate has
+        known = [v for v in (c["first"], *(v for _, v in c["seeds"])) if np.isfinite(v)]
+        mean = float(np.mean(known)) if known else math.inf * (-1 if higher else 1)
+        return (not np.isfinite(c["mean"]), -mean if higher else mean)
+
+    pick = min(out, key=rank) if out else None  # min is stable: ties go to the better stage-1 value
     for c in out:
         c["pick"] = c is pick
     return out
