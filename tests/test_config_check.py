@@ -1,4 +1,6 @@
 """Mistakes a new user makes on the command line: one line naming the field, exit 2, before any job."""
+from pathlib import Path
+
 import pytest
 
 from lstm_ablation.config_check import known_keys
@@ -48,3 +50,13 @@ def test_known_keys_come_from_the_shipped_configs():
     keys = known_keys()
     assert {"model.hidden_size", "optim.lr", "checkpoint.keep", "resume", "report.reference"} <= keys
     assert not any(k.startswith(("cell.", "task.", "hydra.")) for k in keys)
+
+
+def test_a_cell_added_through_hydra_searchpath_passes_the_check(tmp_path, capsys):
+    """`hydra.searchpath=[file://DIR]` adds DIR/cell/*.yaml: the pre-check composes with Hydra's own settings,
+    so it finds the user's cell as Hydra will (it refused the command before: 'Could not find cell/mycell')."""
+    source = Path(__file__).resolve().parents[1] / "conf" / "cell" / "vanilla.yaml"
+    (tmp_path / "cell").mkdir()
+    (tmp_path / "cell" / "mycell.yaml").write_text(source.read_text().replace("name: vanilla", "name: mycell"))
+    check_overrides([f"hydra.searchpath=[file://{tmp_path}]", "cell=mycell", "trainer.max_steps=2"])
+    assert capsys.readouterr().err == ""

@@ -481,9 +481,9 @@ def check_overrides(argv: list[str]) -> None:
                 swept.append(f"{key[len(SWEEPER_PARAMS):]}={str(override.value()).split(',')[0].strip()}")
         first = swept + first
         with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
-            cfg = compose("config", overrides=first)
-            if settings:  # and Hydra's own settings, which the job's config leaves out
-                compose("config", overrides=first + settings, return_hydra_config=True)
+            # Hydra's own settings go in too: compose applies them to its config (a typo fails here) before it
+            # leaves that config out, and hydra.searchpath finds the cells and tasks a user adds
+            cfg = compose("config", overrides=first + settings)
     except HydraException as e:
         typo = re.match(r"Could not override '((?!task\.)[^']+)'", str(e))  # a key the config lacks, given without +
         fail(bad_key(typo.group(1)) if typo else " ".join(str(e).split()))
