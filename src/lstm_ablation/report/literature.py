@@ -124,10 +124,22 @@ def cell_column(table: pd.DataFrame, task_label: str, cell: str) -> str:
     return "; ".join(f"{r['expect']} ({r['source'].split(',')[0]}): {r['agrees']}" for _, r in mine.iterrows()) or "–"
 
 
+def threads(runs: pd.DataFrame) -> pd.Series:
+    """Each job's torch threads (NaN where its record does not say)."""
+    return runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
+
+
 def cpu_hours(runs: pd.DataFrame) -> float:
     """Each job's duration times its torch threads (unset: 1), in hours."""
-    threads = runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
-    return float((runs["duration_s"] * threads.fillna(1)).sum() / 3600)
+    return float((runs["duration_s"] * threads(runs).fillna(1)).sum() / 3600)
+
+
+def run_keys(runs: pd.DataFrame) -> pd.Series:
+    """What makes a run the same run in two reports: its sweep, its own folder's name (`run` is relative to
+    the common folder of a report's sweeps, which differs between reports) and when it finished (a sweep
+    folder deleted and run again holds new runs)."""
+    finished = runs["finished"] if "finished" in runs else pd.Series("", index=runs.index)
+    return runs["sweep"].astype(str) + "/" + runs["run"].astype(str).str.rsplit("/", n=1).str[-1] + "@" + finished.astype(str)
 
 
 def compute(runs: pd.DataFrame) -> str:
@@ -136,10 +148,9 @@ def compute(runs: pd.DataFrame) -> str:
     and gaps between parts included)."""
     if "duration_s" not in runs or runs["duration_s"].isna().all():
         return "Compute: not recorded."
-    threads = runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
     known = runs["duration_s"].notna()
     cpu_h = cpu_hours(runs)
-    unset = int((known & threads.isna()).sum())
+    unset = int((known & threads(runs).isna()).sum())
     text = f"Compute: {cpu_h:.2f} CPU-hours ({runs['duration_s'].sum() / 3600:.2f} job-hours"
     text += f"; {unset} job(s) without num_threads counted as 1 thread)" if unset else ")"
     if "finished" in runs and runs["finished"].notna().any():
@@ -167,7 +178,7 @@ def write_index(root: Path) -> Path:
         rel = report.relative_to(root).as_posix()
         runs = pd.read_csv(report / "results.csv",
                            usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads", "sweep", "run"))
-        every_run.append(runs.assign(report=rel))
+        every_run.append(runs)
         statuses = runs["status"].value_counts()
         status = ", ".join(f"{int(statuses[s])} {s}" for s in sorted(statuses.index))
         path = report / "expectations.csv"
@@ -181,23 +192,19 @@ def write_index(root: Path) -> Path:
         studies.append([f"[{meta['title']}]({rel}/README.md)", f"{len(runs)} ({status})", compute(runs).removeprefix("Compute: "), tally])
     # A check or a family study reuses runs of another report (vanilla's confirmation runs, say): say how much of
     # each report's compute is shared, and count each run once in the total.
-    pooled = pd.concat(every_run, ignore_index=True) if every_run else pd.DataFrame()
-    if {"sweep", "run", "duration_s"} <= set(pooled.columns):
-        # `run` is relative to the common folder of a report's sweeps, which differs between reports: a run is
-        # its sweep, its own folder's name and when it finished (a sweep folder deleted and run again is new runs)
-        key = (pooled["sweep"].astype(str) + "/" + pooled["run"].astype(str).str.rsplit("/", n=1).str[-1] + "@"
-               + pooled.get("finished", pd.Series("", index=pooled.index)).astype(str))
-        pooled = pooled.assign(key=key, shared=key.map(pooled.groupby(key)["report"].nunique()) > 1)
-        for row, (_, runs) in zip(studies, pooled.groupby("report", sort=False)):
-            shared = runs[runs["shared"]]
+    total = ""
+    if every_run and all({"sweep", "run", "duration_s"} <= set(runs.columns) for runs in every_run):
+        keys = [run_keys(runs) for runs in every_run]
+        reports_per_key = pd.concat([k.drop_duplicates() for k in keys]).value_counts()
+        for row, runs, key in zip(studies, every_run, keys):
+            shared = runs[key.map(reports_per_key) > 1]
             if len(shared) and shared["duration_s"].notna().any():
                 row[2] = row[2].removesuffix(".") + (f"; {cpu_hours(shared):.2f} CPU-hours of it in {len(shared)} runs "
                                                      "that other reports also show.")
-        distinct = pooled.drop_duplicates("key")
+        pooled = pd.concat(every_run, ignore_index=True)
+        distinct = pooled[~pd.concat(keys, ignore_index=True).duplicated()]
         total = (f"All reports together: {len(distinct)} distinct runs, {cpu_hours(distinct):.2f} CPU-hours "
                  "(a run shown by several reports counted once).")
-    else:
-        total = ""
     lines = [INDEX_MARK, "", "# Reports", "",
              "Every committed study, each finding beside what the literature reported "
              "(tags: V checked against the paper, S secondary source, U unverified). "
