@@ -53,6 +53,9 @@ def sweep(tmp_path: Path) -> Path:
 
 def test_report_tables_count_every_run(sweep: Path, tmp_path: Path) -> None:
     out = write_report([sweep], tmp_path / "rep", plots=False)
+    readme = (out / "README.md").read_text()
+    assert "Launched by" not in readme  # hand-made job dirs: no multirun.yaml, so no command to show
+    assert "- Compute: 0.00 CPU-hours (0.00 job-hours; 8 job(s) without num_threads counted as 1 thread)" in readme
     runs = pd.read_csv(out / "results.csv")
     assert len(runs) == 8 and sorted(runs["status"].unique()) == ["completed", "diverged", "failed"]
     summary = pd.read_csv(out / "summary.csv").set_index("cell")
@@ -322,6 +325,11 @@ def test_report_from_a_real_sweep_and_regeneration_is_byte_identical(real_sweep:
     readme = files["README.md"].decode()
     assert "![learning curves](plots/curves-adding.png)" in readme and "| 1/1 |" in readme
     assert "Command: `lstm-ablate-report " in readme and "Git commit of the runs: " in readme
+    # how to run the study again: the sweep's own command, from its multirun.yaml; and what it cost
+    launched = f"  - `lstm-ablate -m cell=vanilla,rnn seed=0 task.seq_len=6 task.n_train=64"
+    assert launched in readme and f"hydra.sweep.dir={real_sweep}`" in readme and "hydra.mode" not in readme
+    assert ("- Compute: 0.00 CPU-hours (0.00 job-hours; 2 job(s) without num_threads counted as 1 thread), "
+            "0.00 h from the first job's start to the last one's finish.") in readme  # two 12-step jobs, torch's threads
     runs = pd.read_csv(out / "results.csv")
     assert len(runs) == 2 and {"git_commit", "config.optim.lr", "metrics.test/loss", "status"} <= set(runs.columns)
     assert pd.read_csv(out / "curves.csv")["step"].nunique() >= 2
@@ -408,3 +416,21 @@ def test_regenerate_corrupt_data_is_one_line_and_keeps_the_report(sweep: Path, t
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and "cannot read its data" in err and len(err.splitlines()) == 1
     assert (out / "README.md").exists() and sorted(p.name for p in out.parent.iterdir()) == ["r"]
+
+
+def test_launch_command_is_the_last_launch_from_multirun_yaml(tmp_path: Path) -> None:
+    import yaml
+
+    from lstm_ablation.report.collect import launch_command
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    assert launch_command(sweep) is None                       # no multirun.yaml: nothing to say
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {
+        "task": ["experiment=seed_gates_tuned", f"resume={sweep}", "tune.space.optim.lr=tag(log, interval(1e-4, 1e-1))"],
+        "hydra": ["hydra.sweeper.params.cell=vanilla,rnn", f"hydra.sweep.dir={sweep}", "hydra.mode=MULTIRUN"]}}}))
+    assert launch_command(sweep) == (f"lstm-ablate -m experiment=seed_gates_tuned resume={sweep} "
+                                     "'tune.space.optim.lr=tag(log, interval(1e-4, 1e-1))' "
+                                     f"hydra.sweeper.params.cell=vanilla,rnn hydra.sweep.dir={sweep}")
+    (sweep / "multirun.yaml").write_text("hydra: [not, a, mapping]\n")
+    assert launch_command(sweep) is None

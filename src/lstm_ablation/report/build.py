@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import literature, render
-from .collect import Collection, ReportError, collect_local, run_id, runs_root
+from .collect import Collection, ReportError, collect_local, launch_command, run_id, runs_root
 
 RUNS_FILE, CURVES_FILE, META_FILE = "results.csv", "curves.csv", "report.json"
 DATA_FILES = (RUNS_FILE, CURVES_FILE, META_FILE)
@@ -64,8 +64,8 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     from .stats import summarize
 
     meta = json.loads((data_dir / META_FILE).read_text())
-    runs = literature_shorts(read_runs(data_dir / RUNS_FILE))
-    runs, trials = tuning.split(runs)  # a tuned sweep: statistics from the confirmation runs only
+    every_run = literature_shorts(read_runs(data_dir / RUNS_FILE))
+    runs, trials = tuning.split(every_run)  # a tuned sweep: statistics from the confirmation runs only
     curves = pd.read_csv(data_dir / CURVES_FILE)
     summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
     write_csv(summary, target / "summary.csv")
@@ -76,7 +76,7 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     if plots and meta.get("plots", True):
         from .plots import draw_all
         images = draw_all(runs, curves, summary, meta, target)
-    text = render.readme(meta, summary, runs, images, expectations)
+    text = render.readme(meta, summary, runs, images, expectations, cost=literature.compute(every_run))
     if trials is not None:
         text = tuning.mark(text, trials, runs, list(summary["task_label"].unique()))
         text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True), confirm=runs)
@@ -243,6 +243,7 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
         "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
         "expectations": expectations,  # None: the study's own, from the runs' recorded config
+        "launch": {str(d): command for d in sweep_dirs if (command := launch_command(d))},
     }
     from .streams import stream_data
 

@@ -218,6 +218,20 @@ def never_started(sweep_dir: Path, found: set[str], root: Path, warnings: list[s
     return rows
 
 
+def launch_command(sweep_dir: Path) -> str | None:
+    """The command line of the sweep's last launch, rebuilt from the overrides its multirun.yaml records
+    (Hydra rewrites the file at every launch, so a resumed or re-scored sweep shows that command, with its
+    resume=<dir>); None where there is no readable multirun.yaml (a W&B source, a hand-made run folder)."""
+    import shlex
+
+    try:
+        overrides = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]["overrides"]
+        words = [*overrides.get("task", []), *(o for o in overrides.get("hydra", []) if o != "hydra.mode=MULTIRUN")]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return " ".join(["lstm-ablate", "-m", *map(shlex.quote, map(str, words))])
+
+
 def finish(rows: list[dict], curves: list[pd.DataFrame], warnings: list[str]) -> Collection:
     """Shared by every source: label task groups, order rows and columns deterministically."""
     runs = pd.DataFrame(rows)

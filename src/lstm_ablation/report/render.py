@@ -167,8 +167,22 @@ def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: d
     return "\n".join(lines).rstrip() + "\n"
 
 
+def launch_lines(meta: dict) -> list[str]:
+    """The sweeps' own commands (report.json's "launch", from each sweep's multirun.yaml), so that the header
+    says how to run the study again and not only how to rebuild the report; none for a report made before
+    they were recorded."""
+    launch = meta.get("launch") or {}
+    commands = [launch[s] for s in meta["sources"] if s in launch]
+    if not commands:
+        return []
+    return ["- Launched by (each sweep's last launch, as its multirun.yaml records it; `resume=<dir>` goes on "
+            "with a sweep, or re-scores it in place):", *[f"  - `{c}`" for c in commands]]
+
+
 def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[str, dict[str, str]],
-           expectations: pd.DataFrame | None = None) -> str:
+           expectations: pd.DataFrame | None = None, cost: str | None = None) -> str:
+    """The report's README.md; `cost`: what every run of the study took (stage 1 of a tuned sweep
+    included, which `runs` leaves out), literature.compute's line."""
     expectations = expectations if expectations is not None else literature.evaluate([], summary, runs, meta["alpha"])
     counts = runs["status"].value_counts()
     status_line = ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("completed", "diverged", "failed", MISSING) if counts.get(s, 0))
@@ -181,7 +195,9 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
         f"- Date: {finished.max() if len(finished) else DASH} (newest run finished)",
         f"- Git commit of the runs: {', '.join(commits) or DASH}{' (some with uncommitted changes)' if dirty else ''}",
         f"- Sweeps: {', '.join(f'`{s}`' for s in meta['sources'])}",
+        *launch_lines(meta),
         f"- Runs: {len(runs)} launched: {status_line}",
+        f"- {cost or literature.compute(runs)}",
         f"- Statistics: per variant the median over completed seeds with a 95% percentile-bootstrap interval "
         f"(scipy.stats.bootstrap, 9999 resamples, fixed seed); each variant vs the reference `{meta['reference']}` by "
         f"the two-sided exact Mann-Whitney U test (ties by exact permutation), Holm-corrected across the variants "
