@@ -243,7 +243,7 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
         "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
         "expectations": expectations,  # None: the study's own, from the runs' recorded config
-        "launch": {str(d): command for d in sweep_dirs if (command := launch_command(d))},
+        "launch": {str(d): launched for d in sweep_dirs if (launched := launch_command(d))},
     }
     from .streams import stream_data
 
