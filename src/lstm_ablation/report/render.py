@@ -180,7 +180,7 @@ def launch_lines(meta: dict) -> list[str]:
 
 
 def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[str, dict[str, str]],
-           expectations: pd.DataFrame | None = None, cost: str | None = None) -> str:
+           expectations: pd.DataFrame | None = None, *, cost: str) -> str:
     """The report's README.md; `cost`: what every run of the study took (stage 1 of a tuned sweep
     included, which `runs` leaves out), literature.compute's line."""
     expectations = expectations if expectations is not None else literature.evaluate([], summary, runs, meta["alpha"])
@@ -197,7 +197,7 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
         f"- Sweeps: {', '.join(f'`{s}`' for s in meta['sources'])}",
         *launch_lines(meta),
         f"- Runs: {len(runs)} launched: {status_line}",
-        f"- {cost or literature.compute(runs)}",
+        f"- {cost}",
         f"- Statistics: per variant the median over completed seeds with a 95% percentile-bootstrap interval "
         f"(scipy.stats.bootstrap, 9999 resamples, fixed seed); each variant vs the reference `{meta['reference']}` by "
         f"the two-sided exact Mann-Whitney U test (ties by exact permutation), Holm-corrected across the variants "
