@@ -58,6 +58,11 @@ def test_crashed_job_keeps_its_metrics_and_resumes_to_the_same_numbers(make_cfg,
     # same batches, same Adam state, same best-so-far: exactly the numbers of the uninterrupted job
     assert resumed["metrics"] == uninterrupted[1]["metrics"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["best.ckpt"]  # checkpoint.keep=best
+    # the job's cost counts both attempts (the reports' CPU-hours); a fresh job has no earlier attempt
+    assert resumed["earlier_attempts_s"] == crashed["duration_s"] > 0
+    assert resumed["duration_s"] > crashed["duration_s"] and "earlier_attempts_s" not in uninterrupted[1]
+    again = train(make_cfg(*JOB), tmp_path)  # a completed record is not an earlier attempt: a new job's time only
+    assert again["status"] == "completed" and "earlier_attempts_s" not in again
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

@@ -146,6 +146,17 @@ def summary(sweep_dir: Path, planned: int | None) -> tuple[str, bool]:
     return line, not bad and not never
 
 
+def earlier_attempts_s(run_dir: Path) -> float:
+    """Seconds the earlier attempts of a job that runs again spent: the duration_s of the failed or
+    interrupted record the last one left (itself the sum over the attempts before it); 0 for a fresh job
+    or one whose record is final. An attempt killed without a record (SIGKILL) left no time to count."""
+    try:
+        record = read_result(Path(run_dir) / RESULT_FILE)
+    except (FileNotFoundError, ResultError):
+        return 0.0
+    return 0.0 if record["status"] in FINAL else float(record["duration_s"] or 0.0)
+
+
 def previous_record(run_dir: Path, config: dict[str, Any]) -> dict | None:
     """The record of an earlier attempt of this job when it is final (completed/diverged/pruned) and was
     made with this very config; SweepError when the directory holds a result of another config."""

@@ -33,7 +33,7 @@ from .expectations import parse as parse_expectations
 from .results import flatten, write_result
 from .resume import JobInterrupted
 from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
-from .sweep import FINAL, SweepError, check_start, lock, planned_jobs, previous_record, summary
+from .sweep import FINAL, SweepError, check_start, earlier_attempts_s, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
 log = logging.getLogger("lstm_ablation")
@@ -56,6 +56,9 @@ def validate(cfg: DictConfig) -> None:
     if budgets is not None and OmegaConf.is_interpolation(cfg.trainer, "max_steps") and cfg.task.name not in budgets:
         raise ConfigError(f"task_steps: the study has no calibrated budget for task {cfg.task.name!r}; allowed: "
                           f"{', '.join(budgets)}, or set trainer.max_steps")
+    chrono = OmegaConf.select(cfg, "init.chrono_t_max", default=0)
+    if isinstance(chrono, bool) or not isinstance(chrono, int) or chrono < 0 or chrono == 1:
+        raise ConfigError(f"init.chrono_t_max: got {chrono!r}; allowed: 0 (off) or an integer >= 2")
     cell = OmegaConf.to_container(cfg.cell, resolve=True)
     kind = cell.get("kind", "lstm")
     if kind not in KINDS:
@@ -181,6 +184,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
         "task": cfg.task.name, "seed": cfg.seed, "metrics": {}, "baseline": None, "params": None, "steps": None,
         "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
     }
+    earlier_s = earlier_attempts_s(run_dir)  # a job that runs again: its duration_s counts every attempt
+    if earlier_s:
+        record["earlier_attempts_s"] = earlier_s
     start = time.perf_counter()
     run = model = trainer = interrupted = solved_stop = pruning = None
     signals = SignalGuard().start()
@@ -284,7 +290,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
         record.update(stopped_early=solved_stop.stopped_at_step is not None, stopped_at_step=solved_stop.stopped_at_step)
     if record["status"] in FINAL:
         prune(run_dir, cfg.checkpoint.keep)
-    record["duration_s"] = round(time.perf_counter() - start, 3)
+    record["duration_s"] = round(earlier_s + time.perf_counter() - start, 3)
     record["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if rank_zero and (trainer is None or trainer.is_global_zero):
         write_result(run_dir, record)
