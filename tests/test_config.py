@@ -21,7 +21,7 @@ def test_every_cell_composes_and_builds(make_cfg, cell):
 
 def test_command_line_overrides_reach_the_spec(make_cfg):
     cfg = make_cfg("cell=vanilla", "cell.forget_gate=none", "task.seq_len=200", "seed=3")
-    spec = spec_from_config(OmegaConf.to_container(cfg.cell))
+    spec = spec_from_config(OmegaConf.to_container(cfg.cell, resolve=True))
     assert spec == load_variant("no_forget_gate")
     assert cfg.task.seq_len == 200 and cfg.task.data_seed == 3
 
@@ -47,6 +47,8 @@ def test_experiment_configs_compose(make_cfg):
     ("model.hidden_size=0", "model.hidden_size"), ("optim.lr=0", "optim.lr"), ("optim.lr=-1e-3", "optim.lr"),
     ("optim.batch_size=0", "optim.batch_size"), ("wandb.mode=sometimes", "wandb.mode"),
     ("cell.output_activation=relu", "cell.output_activation"),
+    ("init.chrono_t_max=1", "init.chrono_t_max"), ("init.chrono_t_max=-5", "init.chrono_t_max"),
+    ("init.chrono_t_max=0.5", "init.chrono_t_max"),
 ])
 def test_validate_names_the_field(make_cfg, override, field):
     cfg = make_cfg(override)

@@ -18,7 +18,7 @@ from lstm_ablation.train import check_overrides
     (["checkpoint.keep=all"], "checkpoint.keep: got 'all'; allowed: both, best, last, none"),
     (["task.seq_len=1000000000"], "task.seq_len: 1000000000 x 12000 sequences needs at least"),
     (["+model.hiden_size=16"], "model.hiden_size: unknown key; allowed under model: model.dropout, model.hidden_size, model.match_params, model.num_layers (did you mean model.hidden_size?)"),
-    (["+foo=1"], "foo: unknown key; allowed at the top level: cell, checkpoint, model"),
+    (["+foo=1"], "foo: unknown key; allowed at the top level: cell, checkpoint, init, model"),
     (["+optim.momentum=0.9"], "optim.momentum: unknown key; allowed under optim: optim.batch_size, optim.lr"),
     (["+probe.every=3"], "probe.every: unknown key; allowed under probe: probe.batch_size, probe.enabled, probe.every_n_steps"),
     (["model.hiden_size=16"], "model.hiden_size: unknown key; allowed under model: model.dropout, model.hidden_size, model.match_params, model.num_layers (did you mean model.hidden_size?); a new key needs +model.hiden_size="),

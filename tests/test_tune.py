@@ -1,6 +1,7 @@
 """Per-cell tuning (lstm_ablation.tune): the search space, the trial bookkeeping, resume, two workers
 on one storage, and the tiny tuned sweep end to end into a report."""
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -580,6 +581,34 @@ def test_a_chrono_cell_does_not_search_the_biases_its_init_sets():
     assert applies("cell.forget_bias", vanilla) and not applies("cell.forget_bias", chrono_vanilla)
     assert applies("cell.input_bias", vanilla) and not applies("cell.input_bias", chrono_vanilla)
     assert applies("optim.lr", janet)
+
+
+def test_the_copy_study_gives_chrono_to_the_cells_with_sigmoid_forget_and_input_gates():
+    """experiments/copy_memory.yaml sets init.chrono_t_max: the cells whose yaml reads it start from
+    chrono's biases and do not search b_f and b_i; no_forget_gate keeps its searched b_i, the rnn has neither,
+    and every job of the study still validates."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from lstm_ablation.spec import spec_from_config
+    from lstm_ablation.train import validate
+    from lstm_ablation.tune import applies
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        jobs = {cell: compose("config", overrides=["experiment=copy_memory", "hparams_search=gates", f"cell={cell}"])
+                for cell in ("vanilla", "no_forget_gate", "no_input_gate", "sigmoid_candidate", "no_output_gate",
+                             "sigmoid_output", "rnn", "janet", "slstm")}
+        plain = compose("config", overrides=["experiment=seed_gates", "cell=vanilla"])
+    for cell, job in jobs.items():
+        validate(job)
+        expected = {"no_forget_gate": 0, "rnn": None, "janet": 50, "slstm": 0}.get(cell, 75)  # janet: its own T_max = T
+        assert job.cell.get("chrono_t_max") == expected, cell
+    for cell in ("vanilla", "no_input_gate", "sigmoid_candidate", "no_output_gate", "sigmoid_output"):
+        assert not applies("cell.forget_bias", jobs[cell]) and not applies("cell.input_bias", jobs[cell]), cell
+    assert applies("cell.input_bias", jobs["no_forget_gate"]) and plain.cell.chrono_t_max == 0
+    layer = LSTMLayer(spec_from_config(OmegaConf.to_container(jobs["vanilla"].cell, resolve=True)), 10, 64)
+    b_f, b_i = layer.bias[layer.gate_slices()["f"]], layer.bias[layer.gate_slices()["i"]]
+    assert torch.all((b_f >= 0) & (b_f <= math.log(74) + 1e-6)) and b_f.std() > 0.5 and torch.equal(b_i, -b_f)
 
 
 def test_the_gru_searches_its_update_gate_bias_as_the_lstm_its_forget_bias():
