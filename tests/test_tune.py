@@ -246,6 +246,20 @@ def test_with_no_complete_candidate_the_pick_is_the_best_mean_of_the_values_ther
 
 
 
+def test_the_report_names_a_cell_whose_best_value_ties_across_more_trials_than_the_re_score_takes():
+    """Continual Reber: many trials reach string accuracy 1.0 on the tuning seed. Which three the re-score
+    takes is then the tie rule's choice (the earliest), and the report says so; a tie within top_k is no news."""
+    from lstm_ablation.report.tuning import tied_best
+
+    values = {"vanilla": [1.0, 0.5, 1.0, 1.0, 0.9, 1.0], "rnn": [0.5, 0.7, 0.7, 0.6, 0.7, 0.2], "gru": [0.8, 0.8, 0.1]}
+    runs = pd.DataFrame([{"cell": cell, "config.tune.stage": "tune", "config.tune.trial": n, "seed": 0, "objective": v}
+                         for cell, vs in values.items() for n, v in enumerate(vs)])
+    assert tied_best(runs, ["vanilla", "rnn", "gru"], higher=True, top_k=3) == ["`vanilla`: 4 trials tie at 1 (trials 0, 2, 3, 5)"]
+    assert tied_best(runs, ["vanilla", "rnn", "gru"], higher=True, top_k=2) == [
+        "`vanilla`: 4 trials tie at 1 (trials 0, 2, 3, 5)", "`rnn`: 3 trials tie at 0.7 (trials 1, 2, 4)"]
+    assert tied_best(runs, ["rnn"], higher=False, top_k=1) == []   # its lowest value, 0.2, is one trial's
+
+
 def test_re_scoring_a_confirmed_sweep_reports_a_different_pick_and_runs_no_second_confirmation(tmp_path):
     """`resume=<dir> tune.rescore.top_k=2` on a sweep confirmed with its best-of-N: the re-score runs; when it
     picks another trial, that trial is reported (exit 1) and no seed of it joins the cell's confirmation."""

@@ -229,6 +229,22 @@ def unconfirmed_picks(search: pd.DataFrame, confirm: pd.DataFrame) -> list[str]:
     return out
 
 
+def tied_best(task_search: pd.DataFrame, cells: list[str], higher: bool, top_k: int) -> list[str]:
+    """'`cell`: trials a, b, c' for each cell whose best stage-1 value is shared by more trials than the
+    re-score takes: which of them it takes then rests on the tie rule (tune.candidates), not the data."""
+    search = task_search if "objective" in task_search else task_search.assign(objective=task_search.apply(objective, axis=1).astype(float))
+    out = []
+    for cell in cells:
+        first = search[(search["cell"] == cell) & (search[STAGE] == "tune")].dropna(subset=["objective"])
+        if first.empty:
+            continue
+        best = first["objective"].max() if higher else first["objective"].min()
+        tied = sorted(first.loc[first["objective"] == best, "config.tune.trial"].astype(int))
+        if len(tied) > top_k:
+            out.append(f"`{cell}`: {len(tied)} trials tie at {fmt(best)} (trials {', '.join(map(str, tied))})")
+    return out
+
+
 def rescore_table(task_search: pd.DataFrame, confirm: pd.DataFrame, cells: list[str], higher: bool) -> list[list[str]]:
     """Per cell and candidate: its value on the tuning seed and on each re-score seed, the mean, whether it
     is the re-score's pick and whether stage 2 confirmed it (the trial its confirmation runs name)."""
@@ -300,6 +316,12 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
                       markdown_table(["cell", "trial", f"val {first['metric']}, tuning seed", "re-score seeds", "mean",
                                       "re-score's pick", "confirmed"],
                                      rescore_table(task_search, picked, cells, higher)), ""]
+            top_k = int(task_search.loc[task_search[STAGE] == "rescore", "config.tune.trial"].groupby(
+                task_search["cell"]).nunique().max())
+            if ties := tied_best(task_search, cells, higher, top_k):
+                lines += [f"Ties on the tuning seed, more than the {top_k} the re-score takes: {'; '.join(ties)}. The re-score "
+                          "takes the earliest of them (`tune.candidates`: ties go to the earlier trial), so which settings "
+                          "stage 2 confirms among equally good ones rests on that rule.", ""]
         params = [k for k in spec if any(k in r for r in imp_rows.values())]
         table = pd.DataFrame({name: {k: r.get(k, math.nan) for k in params} for name, r in imp_rows.items() if r}).T
         if params and len(table):
