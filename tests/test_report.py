@@ -114,10 +114,23 @@ def test_sweeps_of_the_same_name_under_two_parents_keep_their_gradients_apart(tm
     assert "-2" in rows["permuted_digits"] and "-1" in rows["sequential_digits"]  # log10 of each task's own ratio
 
 
+def stage_one_only(sweep: Path) -> Path:
+    """A tuned sweep still in stage 1: two trials, no confirmation run yet."""
+    import json
+
+    for trial in (0, 1):
+        job = make_run(sweep, trial, "vanilla", 0, 0.02 + trial)
+        record = json.loads((job / "result.json").read_text())
+        record["config"]["tune"] = {"stage": "tune", "trial": trial}
+        write_result(job, record)
+    return sweep
+
+
 @pytest.mark.parametrize("make_input, expected", [
     (lambda p: p / "nope", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no runs found"),
     (lambda p: (p / "crashed" / "0-vanilla-s0" / ".hydra").mkdir(parents=True) or p / "crashed", "none with a readable result.json"),
+    (lambda p: stage_one_only(p / "tuning"), "no confirmation run yet: a tuned sweep's statistics come from stage 2 only"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, make_input, expected) -> None:
     source = make_input(tmp_path)

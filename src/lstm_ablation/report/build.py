@@ -66,6 +66,10 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     meta = json.loads((data_dir / META_FILE).read_text())
     every_run = literature_shorts(read_runs(data_dir / RUNS_FILE))
     runs, trials = tuning.split(every_run)  # a tuned sweep: statistics from the confirmation runs only
+    if trials is not None and runs.empty:
+        raise ReportError(f"no confirmation run yet: a tuned sweep's statistics come from stage 2 only, and its "
+                          f"{len(trials)} runs so far are stage-1 trials and re-score runs; expected a sweep whose "
+                          "confirmation seeds have started")
     curves = pd.read_csv(data_dir / CURVES_FILE)
     summary = summarize(runs, curves, reference=meta["reference"], alpha=meta["alpha"])
     write_csv(summary, target / "summary.csv")
