@@ -95,7 +95,7 @@ class CellSpec:
             )
         if self.peepholes and not self.peephole_gates:
             raise ConfigError("cell.peepholes: true needs at least one learned gate (i, f or o); allowed here: false")
-        if not isinstance(self.chrono_t_max, int) or self.chrono_t_max < 0 or self.chrono_t_max == 1:
+        if not valid_chrono_t_max(self.chrono_t_max):
             raise ConfigError(f"cell.chrono_t_max: got {self.chrono_t_max!r}; allowed: 0 (off) or an integer >= 2")
         if self.chrono_t_max and self.forget_gate != "learned":
             raise ConfigError("cell.chrono_t_max: chrono init needs cell.forget_gate 'learned'; allowed here: 0")
@@ -208,6 +208,11 @@ def spec_from_config(cell: dict) -> CellSpec:
 def available_variants() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in resources.files("lstm_ablation.conf").joinpath("cell").iterdir()
                   if p.name.endswith(".yaml"))
+
+
+def valid_chrono_t_max(value) -> bool:
+    """0 (off) or an integer >= 2: chrono's b_f ~ log U[1, T_max - 1] needs T_max - 1 > 1."""
+    return isinstance(value, int) and (value == 0 or value >= 2)
 
 
 def variant_config(name: str) -> dict:

@@ -32,7 +32,7 @@ from .config_check import check_config, unknown_key
 from .expectations import parse as parse_expectations
 from .results import flatten, write_result
 from .resume import JobInterrupted
-from .spec import KINDS, ConfigError, available_variants, spec_from_config, variant_config
+from .spec import KINDS, ConfigError, available_variants, spec_from_config, valid_chrono_t_max, variant_config
 from .sweep import FINAL, SweepError, check_start, earlier_attempts_s, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
@@ -57,7 +57,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"task_steps: the study has no calibrated budget for task {cfg.task.name!r}; allowed: "
                           f"{', '.join(budgets)}, or set trainer.max_steps")
     chrono = OmegaConf.select(cfg, "init.chrono_t_max", default=0)
-    if isinstance(chrono, bool) or not isinstance(chrono, int) or chrono < 0 or chrono == 1:
+    if isinstance(chrono, bool) or not valid_chrono_t_max(chrono):
         raise ConfigError(f"init.chrono_t_max: got {chrono!r}; allowed: 0 (off) or an integer >= 2")
     cell = OmegaConf.to_container(cfg.cell, resolve=True)
     kind = cell.get("kind", "lstm")

@@ -190,11 +190,16 @@ def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Pat
     save(fig, path)
 
 
+def with_objective(search: pd.DataFrame) -> pd.DataFrame:
+    """The search's runs with their `objective` column (what each was ranked by), added if missing."""
+    return search if "objective" in search else search.assign(objective=search.apply(objective, axis=1).astype(float))
+
+
 def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
     """One cell's re-score candidates, best stage-1 value first: trial, value on the tuning seed, values on
     the re-score seeds, the mean and whether it is the pick (lstm_ablation.tune.chosen: the best mean over
     complete candidates; a candidate with a failed run ranks after them, by the mean of the values it has)."""
-    search = search if "objective" in search else search.assign(objective=search.apply(objective, axis=1).astype(float))
+    search = with_objective(search)
     mine = search[search["cell"] == cell]
     again = mine[mine[STAGE] == "rescore"].sort_values("seed")
     out = []
@@ -232,7 +237,7 @@ def unconfirmed_picks(search: pd.DataFrame, confirm: pd.DataFrame) -> list[str]:
 def tied_best(task_search: pd.DataFrame, cells: list[str], higher: bool, top_k: int) -> list[str]:
     """'`cell`: trials a, b, c' for each cell whose best stage-1 value is shared by more trials than the
     re-score takes: which of them it takes then rests on the tie rule (tune.candidates), not the data."""
-    search = task_search if "objective" in task_search else task_search.assign(objective=task_search.apply(objective, axis=1).astype(float))
+    search = with_objective(task_search)
     out = []
     for cell in cells:
         first = search[(search["cell"] == cell) & (search[STAGE] == "tune")].dropna(subset=["objective"])
