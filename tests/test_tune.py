@@ -246,6 +246,56 @@ def test_with_no_complete_candidate_the_pick_is_the_best_mean_of_the_values_ther
 
 
 
+def test_ties_on_a_saturated_accuracy_go_to_the_lower_validation_loss_in_the_sweep_and_in_its_report(tmp_path):
+    """Continual Reber: five of eight trials reach string accuracy 1.0. Under `tune.tie_break: val_loss` the
+    re-score takes the three with the lowest best validation loss, and among candidates whose means tie it
+    picks the lowest mean validation loss; `earliest` takes the trial numbers. A trial told before trials
+    held their loss is read from its record. The report's Re-score table and best trial agree."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from lstm_ablation.report.tuning import by_rank, rescored as report_rescored, tied_best
+    from lstm_ablation.tune import candidates, tell
+
+    lr = {"optim.lr": FloatDistribution(1e-4, 1e-1, log=True)}
+    point = Point(["cell=vanilla"], ["cell=vanilla"], "vanilla", 0, lr, [1, 2], direction="maximize", top_k=3,
+                  rescore_seeds=[11], tie_break="val_loss")
+    point.studies = {stage: optuna.create_study(direction="maximize") for stage in ("tune", "rescore", "confirm")}
+    stage1 = [(1.0, 0.30), (0.9, 0.10), (1.0, 0.05), (1.0, 0.20), (0.6, 0.01), (1.0, 0.08), (1.0, None)]
+    old = tmp_path / "tune-vanilla-t6"   # told before trials held their loss: read from the job's record
+    old.mkdir()
+    (old / "result.json").write_text(json.dumps({"status": "completed", "metrics": {"val/loss_best": 0.02}}))
+    runs = []
+    for number, (value, loss) in enumerate(stage1):
+        attrs = {"job_dir": str(old)} if loss is None else {"val_loss_best": loss}
+        point.studies["tune"].add_trial(create_trial(params={"optim.lr": 0.01}, distributions=lr, value=value, user_attrs=attrs))
+        runs.append({"cell": "vanilla", "config.tune.stage": "tune", "config.tune.trial": number, "seed": 0, "status": "completed",
+                     "objective": value, "metrics.val/loss_best": 0.02 if loss is None else loss, "config.tune.tie_break": "val_loss"})
+    assert [t.number for t in candidates(point)] == [6, 2, 5]            # value 1.0, then the lowest losses
+    point.tie_break = "earliest"
+    assert [t.number for t in candidates(point)] == [0, 2, 3]
+    point.tie_break, point.top_k = "val_loss", 0
+    assert chosen(point).number == 6                                      # the best-of-N breaks its tie the same way
+    point.top_k = 3
+    # each candidate solves its re-score seed too: the means tie at 1.0, so the lower mean loss is the pick
+    for number, loss in [(6, 0.09), (2, 0.03), (5, 0.04)]:
+        trial = point.studies["rescore"].ask()
+        point.studies["rescore"]._storage.set_trial_user_attr(trial._trial_id, "overrides", ["seed=11", f"tune.trial={number}"])
+        tell(point.studies["rescore"], trial._trial_id, {"status": "completed", "metric": "string_accuracy",
+                                                        "metrics": {"val/string_accuracy_best": 1.0, "val/loss_best": loss}}, None)
+        runs.append({"cell": "vanilla", "config.tune.stage": "rescore", "config.tune.trial": number, "seed": 11, "status": "completed",
+                     "objective": 1.0, "metrics.val/loss_best": loss, "config.tune.tie_break": "val_loss"})
+    assert chosen(point).number == 2                                      # mean losses: t6 0.055, t2 0.04, t5 0.06
+    table = report_rescored(pd.DataFrame(runs), "vanilla", higher=True)
+    assert [c["trial"] for c in table] == [6, 2, 5] and [c["trial"] for c in table if c["pick"]] == [2]
+    first = pd.DataFrame([r for r in runs if r["config.tune.stage"] == "tune"])
+    assert int(by_rank(first, higher=True)["config.tune.trial"].iloc[0]) == 6
+    assert tied_best(first, ["vanilla"], higher=True, top_k=3) == []   # the losses break the tie: nothing left to the rule
+    earliest = first.assign(**{"config.tune.tie_break": "earliest"})
+    assert int(by_rank(earliest, higher=True)["config.tune.trial"].iloc[0]) == 0
+    assert tied_best(earliest, ["vanilla"], higher=True, top_k=3) == ["`vanilla`: 5 trials tie at 1 (trials 0, 2, 3, 5, 6)"]
+
+
 def test_the_report_names_a_cell_whose_best_value_ties_across_more_trials_than_the_re_score_takes():
     """Continual Reber: many trials reach string accuracy 1.0 on the tuning seed. Which three the re-score
     takes is then the tie rule's choice (the earliest), and the report says so; a tie within top_k is no news."""
@@ -338,6 +388,7 @@ def tuned(sweep: Path, *extra: str, space: str = SPACE) -> list[str]:
     ("tune.space={optim.lr: 'interval(0.01, 0.001)'}", "tune.space.optim.lr: 'interval(0.01, 0.001)' needs low < high"),
     ("tune.pruner=fast", "tune.pruner: got 'fast'; allowed: null (no pruning), median, hyperband"),
     ("tune.rescore.top_k=-1", "tune.rescore.top_k: got -1; allowed: an integer >= 0"),
+    ("tune.tie_break=lowest", "tune.tie_break: got 'lowest'; allowed: val_loss, earliest"),
 ])
 def test_bad_tuning_input_stops_before_any_job(tmp_path, override, message):
     sweep = tmp_path / "sweep"

@@ -15,6 +15,9 @@ command-line sweeps, Hydra's override grammar) names the points to compare, usua
   of 10 fresh ones), so the `top_k` best trials are each run again on `tune.rescore.seeds` more seeds
   (the integers after the confirmation seeds) and the one with the best mean over the tuning seed and
   these goes on to stage 2. A candidate with a failed re-score run ranks after every complete one.
+- ties (`tune.tie_break`): an accuracy that saturates (1.0 on several trials) cannot tell trials apart,
+  so by default the lower best validation loss decides, among the top_k and in the re-score's pick
+  (`val_loss`); `earliest` leaves it to the trial number, which under random search is a random draw.
 - stage 2, confirm: the chosen trial of each point (the best, or the re-score's pick) is re-run on
   `tune.confirm.seeds` fresh seeds (the first integers other than the tuning seed). The report's
   verdicts come from these runs only.
@@ -59,6 +62,8 @@ log = logging.getLogger("lstm_ablation")
 SAMPLERS = ("random", "tpe")
 STAGES = ("tune", "rescore", "confirm")  # rescore: only when tune.rescore.top_k > 0
 PRUNERS = ("median", "hyperband")  # tune.pruner (tune_pruning.py)
+TIE_BREAKS = ("val_loss", "earliest")  # tune.tie_break: what decides between trials with the same objective
+TIE_METRIC = "val/loss_best"
 FORBIDDEN = ("seed", "name", "tune", "hydra", "wandb", "report", "cell.name", "cell.kind", "task.name")
 # A bias parameter exists only where its gate is learned: it is left out of the search for other cells.
 BIAS_GATES = {"cell.input_bias": "input_gate", "cell.forget_bias": "forget_gate", "cell.output_bias": "output_gate"}
@@ -157,6 +162,8 @@ def check_settings(tune: DictConfig) -> None:
         raise ConfigError(f"tune.pruner: got {tune.pruner!r}; allowed: null (no pruning), {', '.join(PRUNERS)}")
     count("pruner_startup_trials", tune.pruner_startup_trials, 0)
     count("pruner_warmup_steps", tune.pruner_warmup_steps, 0)
+    if tune.tie_break not in TIE_BREAKS:
+        raise ConfigError(f"tune.tie_break: got {tune.tie_break!r}; allowed: {', '.join(TIE_BREAKS)}")
 
 
 def storage_url(storage: str | None, sweep_dir: Path) -> str:
@@ -246,6 +253,7 @@ class Point:
     studies: dict[str, Any] = field(default_factory=dict)   # stage -> optuna.Study
     top_k: int = 0                 # re-score the top_k stage-1 trials (0: confirm the best-of-N)
     rescore_seeds: list[int] = field(default_factory=list)
+    tie_break: str = "earliest"    # tune.tie_break
     unconfirmed_pick: tuple[int, int] | None = None   # (confirmed trial, re-score's pick) when they differ
 
 
@@ -260,6 +268,8 @@ def tell(study, trial_id: int, record: dict | None, error: str | None) -> None:
     value = objective(record) if record else None
     try:
         storage.set_trial_user_attr(trial_id, "job_status", status)
+        if record and (loss := tie_loss(record)) is not None:
+            storage.set_trial_user_attr(trial_id, "val_loss_best", loss)
         if record and record.get("error") or error:
             storage.set_trial_user_attr(trial_id, "error", str(error or record.get("error"))[:500])
         if status == "pruned":
@@ -394,11 +404,33 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
     return [], all(finished(t) for t in live)
 
 
-def candidates(point: Point) -> list:
-    """The top_k completed stage-1 trials, best first (ties: the earlier trial)."""
+def tie_loss(record: dict) -> float | None:
+    """A finished job's best validation loss (what `tune.tie_break: val_loss` compares); None if it has none."""
+    value = (record.get("metrics") or {}).get(TIE_METRIC)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def tie_key(trial, rule: str) -> float:
+    """What orders trials with the same objective: their best validation loss (lower first; from the trial's
+    user attrs, or its record for a trial told before they held it), or nothing under `earliest`."""
+    if rule != "val_loss":
+        return 0.0
+    loss = trial.user_attrs.get("val_loss_best")
+    if loss is None and (record := read_record(Path(trial.user_attrs.get("job_dir", "/nonexistent")))):
+        loss = tie_loss(record)
+    return math.inf if loss is None else float(loss)
+
+
+def ranked(point: Point) -> list:
+    """The completed stage-1 trials, best first (ties: `tune.tie_break`, then the earlier trial)."""
     done = [t for t in point.studies["tune"].get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     sign = -1.0 if point.direction == "maximize" else 1.0
-    return sorted(done, key=lambda t: (sign * t.value, t.number))[: point.top_k]
+    return sorted(done, key=lambda t: (sign * t.value, tie_key(t, point.tie_break), t.number))
+
+
+def candidates(point: Point) -> list:
+    """The top_k trials the re-score runs again."""
+    return ranked(point)[: point.top_k]
 
 
 def chosen(point: Point):
@@ -406,19 +438,21 @@ def chosen(point: Point):
     mean over the tuning seed and the re-score seeds. Deterministic from the storage, so every worker
     and every resumed sweep agrees."""
     if not point.top_k:
-        return point.studies["tune"].best_trial
-    scores = {}
+        return ranked(point)[0]
+    scores, ties = {}, {}
     for t in point.studies["rescore"].get_trials(deepcopy=False):
         if finished(t):
             scores.setdefault(source(t), []).append(t.value if t.state.name == "COMPLETE" else None)
+            ties.setdefault(source(t), []).append(tie_key(t, point.tie_break))
     sign = -1.0 if point.direction == "maximize" else 1.0
 
-    def rank(i_trial):  # complete candidates first, then by the mean of the values a candidate has
+    def rank(i_trial):  # complete candidates first, then by the mean of the values a candidate has, then the tie rule's mean
         i, trial = i_trial
         values = [trial.value, *scores.get(trial.number, [])]
         complete = None not in values and len(values) == 1 + len(point.rescore_seeds)
         known = [v for v in values if v is not None]  # a failed run has no value (not 0: for a loss 0 is the best)
-        return (not complete, sign * sum(known) / len(known), i)
+        tie = [tie_key(trial, point.tie_break), *ties.get(trial.number, [])]
+        return (not complete, sign * sum(known) / len(known), sum(tie) / len(tie), i)
 
     return min(enumerate(candidates(point)), key=rank)[1]
 
@@ -439,10 +473,10 @@ def consistent(point: Point) -> None:
     confirmed = sorted({source(t) for t in point.studies["confirm"].get_trials(deepcopy=False) if not abandoned(t)} - {None})
     if not confirmed:
         return
-    if not point.top_k and confirmed != [point.studies["tune"].best_trial.number]:
+    if not point.top_k and confirmed != [best := ranked(point)[0].number]:
         raise ConfigError(f"tune.rescore.top_k: {point.label} was confirmed with trial {confirmed[0]}, not its best-of-N "
-                          f"trial {point.studies['tune'].best_trial.number} (it was re-scored); allowed: the sweep's own "
-                          "tune.rescore settings, or a new sweep dir")
+                          f"trial {best} (it was re-scored, or ranked under another tune.tie_break); allowed: the sweep's "
+                          "own tune.rescore and tune.tie_break settings, or a new sweep dir")
 
 
 def suggest(trial, name: str, d) -> Any:
@@ -605,7 +639,8 @@ class TuneSweeper(Sweeper):
             n, m = cfg.tune.confirm.seeds, cfg.tune.rescore.seeds if cfg.tune.rescore.top_k else 0
             fresh = [s for s in range(seed + n + m + 1) if s != seed]  # confirmation seeds, then re-score seeds
             points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, fresh[:n],
-                                direction(job_cfg), top_k=cfg.tune.rescore.top_k, rescore_seeds=fresh[n:n + m]))
+                                direction(job_cfg), top_k=cfg.tune.rescore.top_k, rescore_seeds=fresh[n:n + m],
+                                tie_break=cfg.tune.tie_break))
         # A gate bias that no cell of this sweep has is the study's space meeting one part of it (a
         # study run one cell per sweep: the cell without a forget gate has no b_f): say so, go on.
         # Any other parameter that applies nowhere is a typo or an unknown key.

@@ -190,9 +190,31 @@ def lr_plot(task_trials: pd.DataFrame, cells: list[str], colour: dict, path: Pat
     save(fig, path)
 
 
+TIE_BREAK, TIE_LOSS = "config.tune.tie_break", "metrics.val/loss_best"
+
+
+def tie_rule(runs: pd.DataFrame) -> str:
+    """The sweep's `tune.tie_break` (lstm_ablation.tune.tie_key); `earliest` for runs made before it existed."""
+    rules = runs[TIE_BREAK].dropna().unique() if TIE_BREAK in runs else []
+    return str(rules[0]) if len(rules) else "earliest"
+
+
 def with_objective(search: pd.DataFrame) -> pd.DataFrame:
-    """The search's runs with their `objective` column (what each was ranked by), added if missing."""
-    return search if "objective" in search else search.assign(objective=search.apply(objective, axis=1).astype(float))
+    """The search's runs with their `objective` (what each was ranked by) and `tie` (what broke a tie on it:
+    the best validation loss under `tune.tie_break: val_loss`, else 0, so the trial number decides) columns."""
+    if "objective" not in search:
+        search = search.assign(objective=search.apply(objective, axis=1).astype(float))
+    if "tie" not in search:
+        loss = search[TIE_LOSS].astype(float).fillna(math.inf) if TIE_LOSS in search else pd.Series(math.inf, index=search.index)
+        search = search.assign(tie=loss if tie_rule(search) == "val_loss" else 0.0)
+    return search
+
+
+def by_rank(trials: pd.DataFrame, higher: bool) -> pd.DataFrame:
+    """Stage-1 trials with a value, best first, as lstm_ablation.tune.ranked orders them."""
+    trials = with_objective(trials).dropna(subset=["objective"])
+    return trials.assign(key=-trials["objective"] if higher else trials["objective"]).sort_values(
+        ["key", "tie", "config.tune.trial"], kind="stable").drop(columns="key")
 
 
 def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
@@ -204,17 +226,18 @@ def rescored(search: pd.DataFrame, cell: str, higher: bool) -> list[dict]:
     again = mine[mine[STAGE] == "rescore"].sort_values("seed")
     out = []
     for number, runs in again.groupby(again["config.tune.trial"].astype(int)):
-        first = mine[(mine[STAGE] == "tune") & (mine["config.tune.trial"] == number)]["objective"]
-        first = float(first.iloc[0]) if len(first) else math.nan
+        first = mine[(mine[STAGE] == "tune") & (mine["config.tune.trial"] == number)]
+        first, tie = (float(first["objective"].iloc[0]), float(first["tie"].iloc[0])) if len(first) else (math.nan, math.inf)
         values = [first, *runs["objective"]]
         out.append({"trial": number, "first": first, "seeds": list(zip(runs["seed"].astype(int), runs["objective"])),
-                    "mean": float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan})
-    out.sort(key=lambda c: (-c["first"] if higher else c["first"], c["trial"]))
+                    "mean": float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan,
+                    "ties": [tie, *runs["tie"].astype(float)]})
+    out.sort(key=lambda c: (-c["first"] if higher else c["first"], c["ties"][0], c["trial"]))
 
-    def rank(c):  # as tune.chosen: complete candidates first, then by the mean of the values a candidate has
+    def rank(c):  # as tune.chosen: complete candidates first, then by the mean of the values a candidate has, then the tie rule's
         known = [v for v in (c["first"], *(v for _, v in c["seeds"])) if np.isfinite(v)]
         mean = float(np.mean(known)) if known else math.inf * (-1 if higher else 1)
-        return (not np.isfinite(c["mean"]), -mean if higher else mean)
+        return (not np.isfinite(c["mean"]), -mean if higher else mean, sum(c["ties"]) / len(c["ties"]))
 
     pick = min(out, key=rank) if out else None  # min is stable: ties go to the better stage-1 value
     for c in out:
@@ -240,11 +263,11 @@ def tied_best(task_search: pd.DataFrame, cells: list[str], higher: bool, top_k: 
     search = with_objective(task_search)
     out = []
     for cell in cells:
-        first = search[(search["cell"] == cell) & (search[STAGE] == "tune")].dropna(subset=["objective"])
+        first = by_rank(search[(search["cell"] == cell) & (search[STAGE] == "tune")], higher)
         if first.empty:
             continue
-        best = first["objective"].max() if higher else first["objective"].min()
-        tied = sorted(first.loc[first["objective"] == best, "config.tune.trial"].astype(int))
+        best, tie = first["objective"].iloc[0], first["tie"].iloc[0]
+        tied = sorted(first.loc[(first["objective"] == best) & (first["tie"] == tie), "config.tune.trial"].astype(int))
         if len(tied) > top_k:
             out.append(f"`{cell}`: {len(tied)} trials tie at {fmt(best)} (trials {', '.join(map(str, tied))})")
     return out
@@ -265,7 +288,7 @@ def rescore_table(task_search: pd.DataFrame, confirm: pd.DataFrame, cells: list[
 
 def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, confirm: pd.DataFrame | None = None) -> str:
     """README section for stage 1 (and the re-score, if the sweep had one), one block per task."""
-    search = trials.assign(objective=trials.apply(objective, axis=1).astype(float))
+    search = with_objective(trials)
     trials = search[search[STAGE] == "tune"]
     spec = space(trials)
     lines = ["", "## Stage 1: per-cell tuning", "",
@@ -274,6 +297,10 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
              "memoryless baseline), the quantity the search optimised. Best-of-N favours cells that are merely noisy; "
              "the verdicts above come from the confirmation runs only.", "",
              markdown_table(["parameter", "search range"], [[f"`{k}`", f"`{v}`"] for k, v in spec.items()]), ""]
+    if tie_rule(trials) == "val_loss":
+        lines += ["Ties on the value (an accuracy that saturates at 1 on several trials): the trial with the lower best "
+                  "validation loss ranks first (`tune.tie_break: val_loss`), in the best trial below, in the re-score's "
+                  "candidates and in its pick.", ""]
     pruners = sorted(trials["config.tune.pruner"].dropna().unique()) if "config.tune.pruner" in trials else []
     if pruners:
         lines += [f"Pruning (`tune.pruner`: {', '.join(pruners)}): a trial the pruner stopped at a validation counts as "
@@ -295,7 +322,7 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
             extra = [f"{int(counts[s])} {s}" for s in ("diverged", "pruned", "failed", MISSING) if counts.get(s, 0)]
             params = tuned_params(mine, list(spec))
             if len(values):
-                best = mine.loc[values.idxmax() if higher else values.idxmin()]
+                best = by_rank(mine, higher).iloc[0]
                 setting = ", ".join(f"{k}={fmt(best[f'config.{k}'])}" for k in params) or DASH
                 trial = best.get("config.tune.trial")
             else:
@@ -325,8 +352,8 @@ def section(trials: pd.DataFrame, target: Path, reference: str, plots: bool, con
                 task_search["cell"]).nunique().max())
             if ties := tied_best(task_search, cells, higher, top_k):
                 lines += [f"Ties on the tuning seed, more than the {top_k} the re-score takes: {'; '.join(ties)}. The re-score "
-                          "takes the earliest of them (`tune.candidates`: ties go to the earlier trial), so which settings "
-                          "stage 2 confirms among equally good ones rests on that rule.", ""]
+                          f"takes the earliest of them (`tune.ranked`: ties{' in value and validation loss' if tie_rule(task_search) == 'val_loss' else ''} "
+                          "go to the earlier trial), so which settings stage 2 confirms among equally good ones rests on that rule.", ""]
         params = [k for k in spec if any(k in r for r in imp_rows.values())]
         table = pd.DataFrame({name: {k: r.get(k, math.nan) for k in params} for name, r in imp_rows.items() if r}).T
         if params and len(table):
