@@ -126,6 +126,31 @@ def stage_one_only(sweep: Path) -> Path:
     return sweep
 
 
+def test_a_report_of_a_tuned_study_under_way_names_the_cells_not_confirmed_yet(tmp_path: Path) -> None:
+    """A study landed cell by cell: vanilla is confirmed, rnn has only its stage-1 trials. rnn's trials
+    show in Stage 1, but it is in no statistics table, and the header says so instead of dropping it
+    without a word."""
+    import json
+
+    def tuned(sweep: Path, cell: str, stage: str, trial: int, seed: int, value: float) -> None:
+        job = make_run(sweep, 100 * (stage == "confirm") + 10 * trial + seed, cell, seed, value)
+        record = json.loads((job / "result.json").read_text())
+        record["config"]["tune"] = {"stage": stage, "trial": trial}
+        write_result(job, record)
+
+    for trial, value in ((0, 0.02), (1, 0.03)):
+        tuned(tmp_path / "vanilla", "vanilla", "tune", trial, 0, value)
+        tuned(tmp_path / "rnn", "rnn", "tune", trial, 0, 0.16 + value)
+    for seed in (1, 2, 3):
+        tuned(tmp_path / "vanilla", "vanilla", "confirm", 0, seed, 0.01 * seed)
+    out = write_report([tmp_path / "vanilla", tmp_path / "rnn"], tmp_path / "rep", plots=False)
+    text = (out / "README.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("- Tuned sweep"))
+    assert "**Not confirmed yet**, so in no statistics table: `rnn` (adding)." in header
+    assert set(pd.read_csv(out / "summary.csv")["cell"]) == {"vanilla"}
+    assert "| `rnn` | 2/2 |" in text.split("## Stage 1: per-cell tuning")[1]
+
+
 @pytest.mark.parametrize("make_input, expected", [
     (lambda p: p / "nope", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no runs found"),

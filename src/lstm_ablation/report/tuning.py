@@ -67,6 +67,12 @@ def marker(trials: pd.DataFrame, confirm: pd.DataFrame) -> str:
     return f"tuned: {span(n)} trials per cell, {span(m)} confirmation seeds"
 
 
+def unconfirmed(trials: pd.DataFrame, confirm: pd.DataFrame) -> list[str]:
+    """'`cell` (task)' for each cell with stage-1 runs but no confirmation run (a report of a study under way)."""
+    done = set(zip(confirm["task_label"], confirm["cell"]))
+    return [f"`{cell}` ({task})" for task, cell in sorted(set(zip(trials["task_label"], trials["cell"])) - done)]
+
+
 def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: list[str]) -> str:
     """Mark the report's header and each stage-2 task table as confirmation-only."""
     tag = marker(trials, confirm)
@@ -77,7 +83,8 @@ def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: li
         chosen += ("; re-scored after their confirmation, so confirmed with the best-of-N, where the re-score picks "
                    "another trial: " + "; ".join(other))
     lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only ({chosen}); "
-                    "stage 1 is in *Stage 1: per-cell tuning*.")
+                    "stage 1 is in *Stage 1: per-cell tuning*." + "".join(
+                        f" **Not confirmed yet**, so in no statistics table: {', '.join(waiting)}." for waiting in [unconfirmed(trials, confirm)] if waiting))
     marked = {f"## {label}" for label in task_labels}
     return "\n".join(f"{line} (stage 2; {tag})" if line in marked else line for line in lines)
 
