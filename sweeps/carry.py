@@ -20,10 +20,15 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(os.environ.get("SWEEPS_DIR", Path(__file__).resolve().parent))   # where packed sweeps live (tests: a tmp dir)
 ROOT = Path(os.environ.get("WORK_ROOT", "/work/s19"))
 SWEEP_FILES = ("multirun.yaml", "optuna.db")
 JOB_FILES = ("result.json", "metrics.csv", "stream.json")
+
+
+def refuse(line: str) -> None:
+    print(f"carry.py: {line}", file=sys.stderr)
+    sys.exit(2)
 
 
 def status(job: Path) -> str | None:
@@ -49,7 +54,7 @@ def kept(job: Path) -> list[Path]:
 def pack(sweep: Path) -> None:
     sweep = sweep.resolve()
     if ROOT not in sweep.parents or not (sweep / "multirun.yaml").is_file():
-        sys.exit(f"carry.py: {sweep}: expected a sweep dir (with multirun.yaml) below {ROOT} (set WORK_ROOT)")
+        refuse(f"{sweep}: expected a sweep dir (with multirun.yaml) below {ROOT} (set WORK_ROOT)")
     dest = HERE / sweep.relative_to(ROOT)
     shutil.rmtree(dest, ignore_errors=True)
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
@@ -60,7 +65,7 @@ def pack(sweep: Path) -> None:
     states = [status(job) for job in jobs]
     final = sum(s not in (None, "interrupted") for s in states)
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
-    print(f"packed {sweep} -> {dest.relative_to(HERE.parent)}: {final} finished jobs, {states.count('interrupted')} cut, "
+    print(f"packed {sweep} -> {dest}: {final} finished jobs, {states.count('interrupted')} cut, "
           f"{states.count(None)} without a record left out; {size:.1f} MB")
 
 
@@ -78,18 +83,18 @@ def restore() -> None:
     for packed in sorted(p.parent for p in HERE.rglob("multirun.yaml")):
         dest = ROOT / packed.relative_to(HERE)
         shutil.copytree(packed, dest, dirs_exist_ok=True)
-        print(f"restored {packed.relative_to(HERE.parent)} -> {dest}")
+        print(f"restored {packed} -> {dest}")
     if (HERE / "queue").is_dir():
         shutil.copytree(HERE / "queue", ROOT / "queue", dirs_exist_ok=True)
         for name in ("running", "done", "logs"):
             (ROOT / name).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(HERE / "worker.sh", ROOT / "worker.sh")
+        shutil.copy2(Path(__file__).resolve().parent / "worker.sh", ROOT / "worker.sh")
         print(f"restored the queue -> {ROOT / 'queue'} and worker.sh")
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in ("pack", "restore") or (sys.argv[1] == "pack" and len(sys.argv) < 3):
-        sys.exit(__doc__.split("\n\n")[1])
+        refuse("usage: carry.py pack SWEEP_DIR... | carry.py restore")
     if sys.argv[1] == "pack":
         for path in sys.argv[2:]:
             pack(Path(path))

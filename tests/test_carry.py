@@ -1,0 +1,74 @@
+"""sweeps/carry.py: a study under way packed on one machine and restored on the next keeps what its
+resume needs (storage, final records and logs, the queue) and nothing that would mislead it."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CARRY = Path(__file__).resolve().parents[1] / "sweeps" / "carry.py"
+
+
+def job(sweep: Path, name: str, status: str | None) -> Path:
+    d = sweep / name
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (d / "metrics.csv").write_text("step,val/loss\n1,0.5\n")
+    (d / "probes.json").write_text("{}")
+    (d / "checkpoints").mkdir()
+    (d / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (d / "wandb").mkdir()
+    (d / "wandb" / "run.wandb").write_bytes(b"log")
+    if status:
+        (d / "result.json").write_text(json.dumps({"status": status, "duration_s": 5.0}))
+    return d
+
+
+def carry(*args: str, root: Path, packed: Path) -> str:
+    env = {**os.environ, "WORK_ROOT": str(root), "SWEEPS_DIR": str(packed)}
+    done = subprocess.run([sys.executable, str(CARRY), *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_pack_keeps_what_a_resume_needs_and_restore_puts_it_back_at_the_same_path(tmp_path: Path) -> None:
+    root, packed = tmp_path / "s19", tmp_path / "repo_sweeps"
+    sweep = root / "study" / "task" / "vanilla"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    (sweep / "optuna.db").write_bytes(b"SQLite format 3")
+    (sweep / ".sweep.lock").write_text("host 1")
+    job(sweep, "tune-vanilla-t0", "completed")
+    job(sweep, "confirm-vanilla-c0-s1", "completed")
+    job(sweep, "tune-vanilla-t1", "interrupted")   # cut by SIGTERM: its record only (its time counts next attempt)
+    job(sweep, "tune-vanilla-t2", None)            # still running, or killed: left out, runs again
+    (root / "queue").mkdir()
+    (root / "queue" / "010-next").write_text("exec lstm-ablate -m ...\n")
+    (root / "queue" / "STOP").write_text("")
+
+    out = carry("pack", str(sweep), root=root, packed=packed)
+    assert "2 finished jobs, 1 cut, 1 without a record left out" in out
+    kept = sorted(str(p.relative_to(packed)) for p in packed.rglob("*") if p.is_file())
+    base = "study/task/vanilla/"
+    assert kept == sorted([
+        base + "multirun.yaml", base + "optuna.db",
+        base + "tune-vanilla-t0/result.json", base + "tune-vanilla-t0/metrics.csv", base + "tune-vanilla-t0/.hydra/overrides.yaml",
+        base + "confirm-vanilla-c0-s1/result.json", base + "confirm-vanilla-c0-s1/metrics.csv",
+        base + "confirm-vanilla-c0-s1/probes.json", base + "confirm-vanilla-c0-s1/.hydra/overrides.yaml",
+        base + "tune-vanilla-t1/result.json", base + "tune-vanilla-t1/.hydra/overrides.yaml",
+        "queue/010-next"])
+
+    fresh = tmp_path / "next_machine" / "s19"
+    out = carry("restore", root=fresh, packed=packed)
+    assert (fresh / "study/task/vanilla/optuna.db").read_bytes() == b"SQLite format 3"
+    assert json.loads((fresh / "study/task/vanilla/tune-vanilla-t1/result.json").read_text())["status"] == "interrupted"
+    assert not (fresh / "study/task/vanilla/tune-vanilla-t1/checkpoints").exists()
+    assert (fresh / "queue" / "010-next").is_file() and (fresh / "worker.sh").is_file() and (fresh / "running").is_dir()
+
+
+def test_pack_refuses_a_dir_that_is_not_a_sweep_below_the_work_root(tmp_path: Path) -> None:
+    env = {**os.environ, "WORK_ROOT": str(tmp_path / "s19"), "SWEEPS_DIR": str(tmp_path / "packed")}
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run([sys.executable, str(CARRY), "pack", str(tmp_path / "elsewhere")], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "expected a sweep dir (with multirun.yaml) below" in done.stderr
+    assert not (tmp_path / "packed").exists()
