@@ -7,10 +7,10 @@ set -euo pipefail
 root=${WORK_ROOT:-/work/s19}
 here=$(cd "$(dirname "$0")" && pwd)
 touch "$root/queue/STOP"
-pkill -TERM -f "lstm-ablate -m" || true
-pkill -TERM -f "submitit.core._submit" || true
-for _ in $(seq 1 120); do pgrep -f "lstm-ablate -m|submitit.core._submit" > /dev/null || break; sleep 1; done
-pgrep -f "lstm-ablate -m|submitit.core._submit" > /dev/null && { echo "stop.sh: sweeps still running after 120 s" >&2; exit 1; }
+mine="lstm-ablate -m .*hydra.sweep.dir=$root/|submitit.core._submit $root/"   # this work root's sweeps and jobs only
+pkill -TERM -f "$mine" || true
+for _ in $(seq 1 120); do pgrep -f "$mine" > /dev/null || break; sleep 1; done
+pgrep -f "$mine" > /dev/null && { echo "stop.sh: sweeps still running after 120 s" >&2; exit 1; }
 sleep 2                                     # the workers log the end and move the items to done/
 for item in "$root"/done/* "$root"/running/*; do
   [ -e "$item" ] || continue
