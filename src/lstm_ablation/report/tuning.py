@@ -82,9 +82,10 @@ def mark(text: str, trials: pd.DataFrame, confirm: pd.DataFrame, task_labels: li
     if other := unconfirmed_picks(trials, confirm):
         chosen += ("; re-scored after their confirmation, so confirmed with the best-of-N, where the re-score picks "
                    "another trial: " + "; ".join(other))
+    waiting = unconfirmed(trials, confirm)
     lines.insert(2, f"- Tuned sweep ({tag}): every table of statistics below is stage 2 only ({chosen}); "
-                    "stage 1 is in *Stage 1: per-cell tuning*." + "".join(
-                        f" **Not confirmed yet**, so in no statistics table: {', '.join(waiting)}." for waiting in [unconfirmed(trials, confirm)] if waiting))
+                    "stage 1 is in *Stage 1: per-cell tuning*."
+                    + (f" **Not confirmed yet**, so in no statistics table: {', '.join(waiting)}." if waiting else ""))
     marked = {f"## {label}" for label in task_labels}
     return "\n".join(f"{line} (stage 2; {tag})" if line in marked else line for line in lines)
 
