@@ -60,3 +60,37 @@ def test_a_cell_added_through_hydra_searchpath_passes_the_check(tmp_path, capsys
     (tmp_path / "cell" / "mycell.yaml").write_text(source.read_text().replace("name: vanilla", "name: mycell"))
     check_overrides([f"hydra.searchpath=[file://{tmp_path}]", "cell=mycell", "trainer.max_steps=2"])
     assert capsys.readouterr().err == ""
+
+
+def test_checkpoint_keep_names_every_set_of_files_checkpointing_keeps():
+    from lstm_ablation.checkpointing import BEST, KEEP, LAST
+    from lstm_ablation.config_check import CHECKPOINT_KEEP
+
+    assert list(KEEP) == list(CHECKPOINT_KEEP)  # zip() would silently drop a name added to one side only
+    assert KEEP["both"] == (BEST, LAST) and KEEP["none"] == ()
+
+
+PROBE = """
+import sys
+from lstm_ablation.train import main
+sys.argv = ["lstm-ablate", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    print(e.code, "torch" in sys.modules, "pytorch_lightning" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args, loaded", [
+    (["cell=nope"], "2 False False"),                    # answered from the config files alone
+    (["+trainer.max_step=10"], "2 True True"),           # a Trainer argument: only Lightning knows its own
+    (["-m", "hydra/sweeper=tune", "cell=vanilla", "tune.n_trials=0"], "2 True False"),  # the tasks need torch, not Lightning
+])
+def test_a_mistake_is_answered_without_loading_more_than_its_check_needs(tmp_path, args, loaded):
+    """Loading Lightning takes seconds; a typo should not wait for it (nor for torch, where the check needs none)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PROBE, *args, f"hydra.sweep.dir={tmp_path / 's'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1:] == [loaded], done.stderr[-2000:]

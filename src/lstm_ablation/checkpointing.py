@@ -17,12 +17,12 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from .spec import ConfigError
+from .config_check import CHECKPOINT_KEEP
 
 log = logging.getLogger("lstm_ablation")
 CHECKPOINT_DIR = "checkpoints"
 BEST, LAST = "best.ckpt", "last.ckpt"
-KEEP = {"both": (BEST, LAST), "best": (BEST,), "last": (LAST,), "none": ()}
+KEEP = dict(zip(CHECKPOINT_KEEP, [(BEST, LAST), (BEST,), (LAST,), ()]))  # checkpoint.keep -> the files it keeps
 # What a resumable checkpoint must hold; a file without them is half-written or not ours.
 RESUME_KEYS = ("state_dict", "optimizer_states", "loops", "global_step", "hyper_parameters")
 
@@ -45,11 +45,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-
-def check_keep(keep: Any) -> None:
-    if keep not in KEEP:
-        raise ConfigError(f"checkpoint.keep: got {keep!r}; allowed: {', '.join(KEEP)}")
 
 
 def model_checkpoint(run_dir: Path) -> ModelCheckpoint:

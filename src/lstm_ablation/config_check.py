@@ -20,6 +20,7 @@ from .results import flatten
 from .spec import ConfigError, is_number
 
 OWN_CHECKS = ("cell", "task", "hydra")   # spec.py and the task modules check their own keys
+CHECKPOINT_KEEP = ("both", "best", "last", "none")  # checkpoint.keep: which files a finished job keeps (checkpointing.KEEP)
 MEMORY_FRACTION = 0.5                    # refuse a job whose data alone needs more than this share of RAM
 
 
@@ -67,6 +68,9 @@ def check_keys(config: dict) -> None:
         if any(".".join(parts[:i]) in known for i in range(1, len(parts) + 1)):
             continue  # a known key, or something under a known leaf (e.g. a dict given for a null default)
         raise ConfigError(unknown_key(key))
+    shipped = {k.split(".", 1)[1] for k in known if k.startswith("trainer.")}
+    if set(config.get("trainer") or {}) <= shipped:
+        return  # keys the shipped configs pass to the Trainer: no need to load Lightning to ask
     import pytorch_lightning as pl
 
     trainer_args = [p for p in inspect.signature(pl.Trainer).parameters if p not in ("self", "logger", "callbacks", "plugins", "default_root_dir")]
@@ -93,6 +97,7 @@ def check_values(config: dict) -> None:
                                          lambda v: v is True),
         "trainer.overfit_batches": (trainer.get("overfit_batches", 0), "0 or a positive integer (batches; a fraction is not supported)",
                                     lambda v: is_int(v) and v >= 0),
+        "checkpoint.keep": ((config.get("checkpoint") or {}).get("keep"), ", ".join(CHECKPOINT_KEEP), lambda v: v in CHECKPOINT_KEEP),
         "resume": (config.get("resume"), "null or a directory path", lambda v: v is None or (isinstance(v, str) and v != "")),
         "stop_when_solved.enabled": (solved_stop.get("enabled", False), "true, false", lambda v: isinstance(v, bool)),
         "stop_when_solved.patience": (solved_stop.get("patience", 3), "an integer >= 1 (validations in a row)",
@@ -111,9 +116,6 @@ def check_values(config: dict) -> None:
         if not torch.cuda.is_available():
             raise ConfigError(f"trainer.accelerator: got {trainer['accelerator']!r}, but this machine has no CUDA GPU "
                               "(torch.cuda.is_available() is false); allowed here: cpu, auto (trainer=cpu or the default)")
-    from .checkpointing import check_keep
-
-    check_keep((config.get("checkpoint") or {}).get("keep"))
 
 
 def check_memory(config: dict) -> None:

@@ -3,14 +3,12 @@
 - ResumableBatches: the shuffled batch order is a function of (seed, position in the stream), so a
   job resumed at step s draws exactly the batches an uninterrupted job draws from step s on.
 - RNGState: the global torch and Python RNG states travel in the checkpoint (dropout, anything random).
-- SignalGuard: SIGTERM (timeout, SLURM, submitit) and SIGINT become one exception, JobInterrupted,
-  so the job writes an `interrupted` record with the steps it reached instead of vanishing.
+- SignalGuard (signals.py, which needs no torch): SIGTERM and SIGINT become JobInterrupted, so the job
+  writes an `interrupted` record with the steps it reached instead of vanishing.
 """
 from __future__ import annotations
 
 import random
-import signal
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -20,44 +18,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
 from .model import TensorBatches
-
-
-class JobInterrupted(BaseException):
-    """SIGTERM or SIGINT arrived. A BaseException, so neither Lightning nor `except Exception` swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class SignalGuard:
-    """While started, SIGTERM and SIGINT raise JobInterrupted; after hold() they are only noted
-    (the record is being written), and stop() restores the previous handlers."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.previous: dict = {}
-        self.holding, self.pending = False, None
-
-    def handle(self, signum, frame) -> None:
-        if self.holding:
-            self.pending = signum
-            return
-        raise JobInterrupted(signum)
-
-    def start(self) -> SignalGuard:
-        if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
-            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
-        return self
-
-    def hold(self) -> None:
-        self.holding = True
-
-    def stop(self) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-        self.previous = {}
 
 
 class ResumableBatches(Sampler[list[int]]):

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config_check import check_config, unknown_key
 from .expectations import parse as parse_expectations
 from .results import flatten, write_result
-from .resume import JobInterrupted
+from .signals import JobInterrupted, SignalGuard
 from .spec import KINDS, ConfigError, available_variants, spec_from_config, valid_chrono_t_max, variant_config
 from .sweep import FINAL, SweepError, check_start, earlier_attempts_s, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
@@ -166,7 +166,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
     from .model import Diverged, SequenceModel, batch_loader
     from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
-    from .resume import RNGState, SignalGuard, resumable_loader, wandb_run_id
+    from .resume import RNGState, resumable_loader, wandb_run_id
     from .solved_stop import StopWhenSolved
     from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
@@ -435,13 +435,15 @@ def user_config_dirs(argv: list[str]) -> list[Path] | None:
 
 def check_group_choices(argv: list[str]) -> None:
     """Unknown `cell=`/`task=` values get one clear line before Hydra starts (Hydra's is multi-line).
-    Cells and tasks a user adds through --config-dir or hydra.searchpath count as known."""
-    from .tasks import TASKS
+    Cells and tasks a user adds through --config-dir or hydra.searchpath count as known. Tasks are
+    read from their config files, not the task modules: a typo is answered without importing torch."""
+    from importlib.resources import files
 
     extra = user_config_dirs(argv)
     if extra is None:
         return
-    choices = {"cell": available_variants(), "task": sorted(TASKS)}
+    tasks = [p.name.removesuffix(".yaml") for p in (files("lstm_ablation.conf") / "task").iterdir() if p.name.endswith(".yaml")]
+    choices = {"cell": available_variants(), "task": sorted(tasks)}
     for key in choices:
         choices[key] = sorted(set(choices[key]) | {p.stem for d in extra for p in (d / key).glob("*.yaml")})
     for arg in argv:
