@@ -239,3 +239,17 @@ def test_report_after_a_sweep_reaches_wandb_with_report_wandb_true(tmp_path, mon
     logged = read_run(run_dir)
     assert logged["job_type"] == "report" and logged["group"] == "default/sweep"
     assert [a["type"] for a in logged["artifacts"] if a["type"] == "report"] == ["report"]
+
+
+def test_two_checkouts_build_the_cpp_layer_in_folders_of_their_own(tmp_path, monkeypatch):
+    """ninja rebuilds when its command changes, and the command names the source's path: two checkouts
+    sharing one folder recompiled the layer in turn, at every job's start."""
+    from lstm_ablation import fast
+
+    monkeypatch.setenv("LSTM_ABLATION_EXT_DIR", str(tmp_path))
+    here = fast.build_dir()
+    monkeypatch.setattr(fast, "CSRC", tmp_path / "other-checkout" / "csrc")
+    there = fast.build_dir()
+    assert here != there and here.parent == there.parent == tmp_path
+    monkeypatch.setattr(fast, "CSRC", Path(fast.__file__).with_name("csrc"))
+    assert fast.build_dir() == here  # the same checkout finds its folder again

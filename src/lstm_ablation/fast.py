@@ -1,8 +1,8 @@
 """Fast path for LSTMLayer (issue 4): the recurrence in C++ (csrc/lstm_fast.cpp).
 
 The extension is compiled on first use with torch.utils.cpp_extension and cached in
-~/.cache/lstm_ablation/<torch version> (override: LSTM_ABLATION_EXT_DIR), so later runs
-only load it. cpp_extension's lock file in that folder lets concurrent processes build it once.
+~/.cache/lstm_ablation/<torch and Python version, SIMD level, checkout> (override:
+LSTM_ABLATION_EXT_DIR), so later runs only load it. cpp_extension's lock file in that folder lets concurrent processes build it once.
 
 Which path runs (LSTMLayer(impl=...), the `impl` key of a cell config):
     reference   always the Python equations (LSTMLayer.reference_forward)
@@ -13,6 +13,7 @@ and `LSTMFunction`.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -42,10 +43,14 @@ def simd_flags() -> list[str]:
 
 def build_dir() -> Path:
     # One folder per torch version, Python version and SIMD level: a module built against another
-    # libtorch, or for another CPU, must not load.
+    # libtorch, or for another CPU, must not load. And one per checkout and torch install: ninja
+    # rebuilds whenever its command changes, and the command names both paths, so two checkouts
+    # sharing a folder (a study's fixed commit beside the working tree) recompiled it in turn, a
+    # minute or more at every job's start.
     root = Path(os.environ.get("LSTM_ABLATION_EXT_DIR", Path.home() / ".cache" / "lstm_ablation"))
     simd = "avx2" if simd_flags() else "scalar"
-    return root / f"torch-{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}-{simd}"
+    where = hashlib.sha1(f"{CSRC.resolve()}\n{Path(torch.__file__).parent.resolve()}".encode()).hexdigest()[:8]
+    return root / f"torch-{torch.__version__}-py{sys.version_info.major}{sys.version_info.minor}-{simd}-{where}"
 
 
 def _load():
