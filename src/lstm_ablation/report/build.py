@@ -302,6 +302,8 @@ def regenerate(root: Path, plots: bool = True, expectations: list[dict] | None =
             try:
                 check_runs(tmp / RUNS_FILE, report)
                 derive(tmp, tmp, plots)
+            except ReportError:
+                raise  # already its own line (a ValueError too, but not to be cut short below)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
                 raise ReportError(f"{report}: cannot read its data ({type(e).__name__}: {' '.join(str(e).split())[:150]}); "
                                   "expected results.csv, curves.csv and report.json as lstm-ablate-report writes them") from None
