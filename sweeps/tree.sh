@@ -12,6 +12,7 @@ flock 9                                   # two workers asking for the same tree
 if [ ! -e "$tree/.venv/.installed-stamp" ]; then
   [ -d "$tree" ] || git -C "$repo" worktree add --detach "$tree" "$commit" >&2
   make -C "$tree" setup >&2
-  (cd "$tree" && .venv/bin/python -c "from lstm_ablation import fast; assert fast.extension() is not None") >&2
+  # built where the queue items look for it (each exports LSTM_ABLATION_EXT_DIR=$PWD/.ext)
+  (cd "$tree" && LSTM_ABLATION_EXT_DIR="$tree/.ext" .venv/bin/python -c "from lstm_ablation import fast; assert fast.extension() is not None") >&2
 fi
 echo "$tree"
