@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from .results import flatten
-from .spec import ConfigError, is_number
+from .spec import ConfigError, is_number, shipped_configs
 
 OWN_CHECKS = ("cell", "task", "hydra")   # spec.py and the task modules check their own keys
 CHECKPOINT_KEEP = ("both", "best", "last", "none")  # checkpoint.keep: which files a finished job keeps (checkpointing.KEEP)
@@ -27,14 +27,10 @@ MEMORY_FRACTION = 0.5                    # refuse a job whose data alone needs m
 @cache
 def known_keys() -> frozenset[str]:
     """Every dotted key the shipped config files define (lists and null values are leaves)."""
-    conf = files("lstm_ablation.conf")
-
-    def group(name: str) -> list:
-        return sorted((p for p in (conf / name).iterdir() if p.name.endswith(".yaml")), key=str)
-
     # (file, package): a group's file lands under its group name unless it says `# @package _global_`
-    sources = [(conf / "config.yaml", "")] + [(p, "trainer") for p in group("trainer")] + \
-              [(p, "") for p in group("debug") + group("experiment")]
+    sources = [(files("lstm_ablation.conf") / "config.yaml", "")] + \
+              [(p, "trainer") for p in shipped_configs("trainer")] + \
+              [(p, "") for p in shipped_configs("debug") + shipped_configs("experiment")]
     keys: set[str] = set()
     for source, package in sources:
         data = OmegaConf.to_container(OmegaConf.create(source.read_text())) or {}

@@ -2,7 +2,8 @@
 
 The extension is compiled on first use with torch.utils.cpp_extension and cached in
 ~/.cache/lstm_ablation/<torch and Python version, SIMD level, checkout> (override:
-LSTM_ABLATION_EXT_DIR), so later runs only load it. cpp_extension's lock file in that folder lets concurrent processes build it once.
+LSTM_ABLATION_EXT_DIR), so later runs only load it. cpp_extension's lock file in that folder lets
+concurrent processes build it once.
 
 Which path runs (LSTMLayer(impl=...), the `impl` key of a cell config):
     reference   always the Python equations (LSTMLayer.reference_forward)

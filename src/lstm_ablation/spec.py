@@ -205,9 +205,14 @@ def spec_from_config(cell: dict) -> CellSpec:
     return CellSpec(**{k: v for k, v in cell.items() if k in SPEC_FIELDS})
 
 
+def shipped_configs(group: str) -> list:
+    """The .yaml files of one config group the package ships (conf/<group>/), sorted by name."""
+    folder = resources.files("lstm_ablation.conf") / group
+    return sorted((p for p in folder.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
+
+
 def available_variants() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in resources.files("lstm_ablation.conf").joinpath("cell").iterdir()
-                  if p.name.endswith(".yaml"))
+    return [p.name.removesuffix(".yaml") for p in shipped_configs("cell")]
 
 
 def valid_chrono_t_max(value) -> bool:

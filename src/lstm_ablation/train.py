@@ -32,7 +32,8 @@ from .config_check import check_config, unknown_key
 from .expectations import parse as parse_expectations
 from .results import flatten, write_result
 from .signals import JobInterrupted, SignalGuard
-from .spec import KINDS, ConfigError, available_variants, spec_from_config, valid_chrono_t_max, variant_config
+from .spec import (KINDS, ConfigError, available_variants, shipped_configs, spec_from_config, valid_chrono_t_max,
+                   variant_config)
 from .sweep import FINAL, SweepError, check_start, earlier_attempts_s, lock, planned_jobs, previous_record, summary
 from .tracking import log_best_checkpoint, plot_against_training_step, record_failure
 
@@ -437,13 +438,10 @@ def check_group_choices(argv: list[str]) -> None:
     """Unknown `cell=`/`task=` values get one clear line before Hydra starts (Hydra's is multi-line).
     Cells and tasks a user adds through --config-dir or hydra.searchpath count as known. Tasks are
     read from their config files, not the task modules: a typo is answered without importing torch."""
-    from importlib.resources import files
-
     extra = user_config_dirs(argv)
     if extra is None:
         return
-    tasks = [p.name.removesuffix(".yaml") for p in (files("lstm_ablation.conf") / "task").iterdir() if p.name.endswith(".yaml")]
-    choices = {"cell": available_variants(), "task": sorted(tasks)}
+    choices = {key: [p.name.removesuffix(".yaml") for p in shipped_configs(key)] for key in ("cell", "task")}
     for key in choices:
         choices[key] = sorted(set(choices[key]) | {p.stem for d in extra for p in (d / key).glob("*.yaml")})
     for arg in argv:
