@@ -13,6 +13,7 @@ from test_tasks import reference_legal_sets
 from lstm_ablation.baselines import BASELINES
 from lstm_ablation.layer import LSTMLayer
 from lstm_ablation.model import SequenceModel
+from lstm_ablation.results import write_result
 from lstm_ablation.spec import load_variant
 from lstm_ablation.streams import StreamChunks, stream_loaders
 from lstm_ablation.tasks import continual_reber as cr
@@ -343,11 +344,17 @@ def test_a_job_on_continual_streams_records_whole_stream_metrics(make_cfg, tmp_p
 
 # ---------------------------------------------------------------------------- the report
 
-def write_stream_run(sweep, num: int, cell: str, first_errors: list[int], cell_growth: float | None):
+def write_stream_run(sweep, num: int, cell: str, first_errors: list[int], cell_growth: float | None, seed: int = 0,
+                     stage: str | None = None):
     """A job dir as train.py leaves it (result.json from test_report.make_run), its stream.json from a
-    StreamScore over a hand-made test stream: row r wrong first at first_errors[r] (39 = never)."""
-    job = make_run(sweep, num, cell, 0, 0.5, task="continual_reber_stream", metric="string_accuracy", higher=True,
+    StreamScore over a hand-made test stream: row r wrong first at first_errors[r] (39 = never).
+    stage: a tuned sweep's tune.stage ("tune", "rescore", "confirm"), None for a plain sweep."""
+    job = make_run(sweep, num, cell, seed, 0.5, task="continual_reber_stream", metric="string_accuracy", higher=True,
                    baseline=0.5, threshold=0.95)
+    if stage is not None:
+        result = json.loads((job / "result.json").read_text())
+        result["config"]["tune"] = {"stage": stage, "trial": 0}   # every run of the one trial
+        write_result(job, result)
     y = legal_targets("BTBTXSETE" "BPBPVVEPE" "BTBPTTVVETE" "BPBTSXSEPE").expand(len(first_errors), -1, -1)
     pred = torch.where(y > 0.5, 5.0, -5.0)
     for row, at in enumerate(first_errors):
@@ -358,7 +365,7 @@ def write_stream_run(sweep, num: int, cell: str, first_errors: list[int], cell_g
         c = None if cell_growth is None else torch.full((len(first_errors), 2), cell_growth * (k + 1))
         score.update(p, t, None if c is None else (torch.zeros_like(c), c))
     (job / "stream.json").write_text(json.dumps({"format": 1, "labels": {"cell": cell, "task": "continual_reber_stream",
-                                                                         "seed": 0}, "test": score.summary()}))
+                                                                         "seed": seed}, "test": score.summary()}))
 
 
 def test_report_shows_first_errors_and_the_cell_state_along_the_stream(tmp_path):
@@ -374,10 +381,30 @@ def test_report_shows_first_errors_and_the_cell_state_along_the_stream(tmp_path)
     assert "## Long streams" in readme and f"]({plot})" in readme and (out / plot).is_file()
     rows = {line.split(" | ")[1]: line for line in readme.split("## Long streams")[1].splitlines()
             if line.startswith("| continual_reber_stream |")}
-    #              runs  streams  median  min  max  without error  |c| at the end (3 chunk ends: 13, 26, 39)
-    assert rows["vanilla"].endswith("| 1 | 3 x 39 | 39 | 20 | 39 | 2/3 | 1.5 |")
-    assert rows["no_forget_gate"].endswith("| 1 | 3 x 39 | 7 | 3 | 12 | 0/3 | 12 |")
-    assert rows["rnn"].endswith("| 1 | 3 x 39 | 2 | 1 | 3 | 0/3 | – |")
+    # runs  streams  median  min  max  without error  per run  p  |c| at the end (3 chunk ends: 13, 26, 39)
+    assert rows["vanilla"].endswith("| 1 | 3 x 39 | 39 | 20 | 39 | 2/3 | 2 | reference | 1.5 |")
+    assert rows["no_forget_gate"].endswith("| 1 | 3 x 39 | 7 | 3 | 12 | 0/3 | 0 | 1.000 | 12 |")
+    assert rows["rnn"].endswith("| 1 | 3 x 39 | 2 | 1 | 3 | 0/3 | 0 | 1.000 | – |")
     files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert regenerate(tmp_path / "reports") == [out]
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
+
+
+def test_long_streams_of_a_tuned_sweep_count_its_confirmation_runs_per_seed(tmp_path):
+    """Stage-1 trials (each with other settings) stay out of the table, as out of the statistics; the
+    perfect streams are counted per run (Gers et al. score networks) and tested against the reference."""
+    from lstm_ablation.report import write_report
+
+    sweep = tmp_path / "sweep"
+    write_stream_run(sweep, 0, "vanilla", [0, 0, 0], cell_growth=0.5, stage="tune")     # a trial: not counted
+    for seed in range(1, 5):
+        write_stream_run(sweep, seed, "vanilla", [39, 39, 39], cell_growth=0.5, seed=seed, stage="confirm")
+        write_stream_run(sweep, 10 + seed, "no_forget_gate", [5, 39, 6 + seed][: 2 + seed % 2], cell_growth=4.0,
+                         seed=seed, stage="confirm")
+    readme = (write_report([sweep], tmp_path / "out") / "README.md").read_text()
+    rows = {line.split(" | ")[1]: line for line in readme.split("## Long streams")[1].splitlines()
+            if line.startswith("| continual_reber_stream |")}
+    # vanilla: 4 runs x 3 perfect streams; NFG: one perfect stream a run (seeds 1-4) and 2 or 3 streams
+    assert "| 4 | 12 x 39 | 39 | 39 | 39 | 12/12 | 3, 3, 3, 3 | reference |" in rows["vanilla"]
+    # complete separation of 4 vs 4 runs: the exact two-sided p is 2 / C(8, 4) = 0.029
+    assert "| 4 | 10 x 39 | 8 | 5 | 39 | 4/10 | 1, 1, 1, 1 | 0.029 |" in rows["no_forget_gate"]

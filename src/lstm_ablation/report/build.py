@@ -124,9 +124,13 @@ def stream_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFrame,
     from . import streams
     from .plots import PNG_METADATA, colours
 
-    cells, errors = (pd.read_csv(data_dir / name) for name in STREAM_FILES)
+    # The runs the statistics are about, as in gradient_section: not a tuned sweep's stage-1 trials; each
+    # under its task label (adding seq_len=10 and 100, or two learning rates, are separate experiments).
+    label = runs.set_index("run")["task_label"]
+    cells, errors = (df[df["run_dir"].isin(label.index)].assign(task=lambda d: d["run_dir"].map(label))
+                     for df in (pd.read_csv(data_dir / name) for name in STREAM_FILES))
     palette = colours(list(runs["cell"].dropna().unique()), meta["reference"])
-    return streams.section(cells, errors, target, palette, plots, metadata=PNG_METADATA)
+    return streams.section(cells, errors, target, palette, plots, meta["reference"], metadata=PNG_METADATA)
 
 
 def gradient_data(sweep_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
