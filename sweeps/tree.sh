@@ -9,6 +9,10 @@ tree=/work/trees/$commit
 mkdir -p /work/trees
 exec 9> "/work/trees/.$commit.lock"
 flock 9                                   # two workers asking for the same tree: one makes it
+# the build folder is not a change to the code: commits before .gitignore named it would record every job
+# as dirty (`git status --porcelain` lists untracked files); info/exclude is shared by every worktree
+exclude="$(git -C "$repo" rev-parse --git-common-dir)/info/exclude"
+grep -qx '.ext/' "$exclude" 2>/dev/null || { mkdir -p "$(dirname "$exclude")"; echo '.ext/' >> "$exclude"; }
 if [ ! -e "$tree/.venv/.installed-stamp" ]; then
   [ -d "$tree" ] || git -C "$repo" worktree add --detach "$tree" "$commit" >&2
   make -C "$tree" setup >&2
