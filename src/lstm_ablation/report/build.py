@@ -92,15 +92,19 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     (target / "tables.tex").write_text(render.latex(summary, meta["reference"], meta["alpha"]))
 
 
+def statistics_runs(data: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of per-run data (a `run_dir` column) of the runs the statistics are about, each under its
+    task label: a tuned sweep's stage-1 trials (each with other settings) would pool a dozen configurations
+    into one "seed", and adding at two budgets or learning rates are separate experiments."""
+    label = runs.set_index("run")["task_label"]
+    return data[data["run_dir"].isin(label.index)].assign(task=lambda d: d["run_dir"].map(label))
+
+
 def gradient_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFrame, plots: bool) -> str:
     """README section from the probes: |dL/dh_t| vs t per variant (one plot per task) and the summary numbers."""
     from . import gradients
 
-    # Only the runs the statistics are about: in a tuned sweep the stage-1 trials (all on the tuning
-    # seed, each with other settings) would pool a dozen configurations into one "seed".
-    keep = set(runs["run"])
-    curves, summaries = (df[df["run_dir"].isin(keep)] for df in
-                         (pd.read_csv(data_dir / GRAD_CURVES_FILE), pd.read_csv(data_dir / GRAD_SUMMARY_FILE)))
+    curves, summaries = (statistics_runs(pd.read_csv(data_dir / name), runs) for name in (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE))
     lines = ["", "## Gradient flow and gates", "",
              "How much of the loss gradient reaches input step t, relative to the last step "
              "(|dL/dh_t| / |dL/dh_T|, total derivative through all later steps; dashed: the cell state c), "
@@ -124,11 +128,7 @@ def stream_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFrame,
     from . import streams
     from .plots import PNG_METADATA, colours
 
-    # The runs the statistics are about, as in gradient_section: not a tuned sweep's stage-1 trials; each
-    # under its task label (adding seq_len=10 and 100, or two learning rates, are separate experiments).
-    label = runs.set_index("run")["task_label"]
-    cells, errors = (df[df["run_dir"].isin(label.index)].assign(task=lambda d: d["run_dir"].map(label))
-                     for df in (pd.read_csv(data_dir / name) for name in STREAM_FILES))
+    cells, errors = (statistics_runs(pd.read_csv(data_dir / name), runs) for name in STREAM_FILES)
     palette = colours(list(runs["cell"].dropna().unique()), meta["reference"])
     return streams.section(cells, errors, target, palette, plots, meta["reference"], metadata=PNG_METADATA)
 
