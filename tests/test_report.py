@@ -115,6 +115,20 @@ def test_sweeps_of_the_same_name_under_two_parents_keep_their_gradients_apart(tm
     assert "-2" in rows["permuted_digits"] and "-1" in rows["sequential_digits"]  # log10 of each task's own ratio
 
 
+def test_the_gradient_table_keeps_a_task_at_two_settings_apart(tmp_path: Path) -> None:
+    """Adding at T = 10 and T = 100 in one sweep are two experiments (two task labels): a row per label, each
+    the log10 ratio of its own runs, never one row that pools four runs as "2 seeds"."""
+    sweep = tmp_path / "sweep"
+    for num, (seq_len, seed, ratio) in enumerate([(10, 0, 0.1), (10, 1, 0.1), (100, 0, 0.001), (100, 1, 0.001)]):
+        write_probes(make_run(sweep, num, "vanilla", seed, 0.01, seq_len=seq_len), ratio)
+    out = write_report([sweep], tmp_path / "rep", plots=False)
+    table = (out / "README.md").read_text().split("## Gradient flow and gates")[1]
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| vanilla")}
+    assert set(rows) == {"adding seq_len=10", "adding seq_len=100"}
+    assert "-1" in rows["adding seq_len=10"] and "-3" in rows["adding seq_len=100"]
+    assert "-2" not in table  # the pooled mean of the two settings
+
+
 def stage_one_only(sweep: Path) -> Path:
     """A tuned sweep still in stage 1: two trials, no confirmation run yet."""
     import json
