@@ -236,26 +236,59 @@ def write_collection(collection: Collection, out_dir: Path, meta: dict, plots: b
 
 def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "vanilla", alpha: float = 0.05,
                  title: str | None = None, command: str | None = None, plots: bool = True,
-                 warn=None, expectations: list[dict] | None = None) -> Path:
-    """Report over local sweep dirs into out_dir (replaced atomically); returns out_dir.
+                 warn=None, expectations: list[dict] | None = None, from_reports: list[str] = ()) -> Path:
+    """Report over local sweep dirs, and the runs selected from committed reports (from_report.py), into
+    out_dir (replaced atomically); returns out_dir.
 
     Raises ReportError (one-line message) when there is nothing to report; then nothing is written.
     `warn(line)` receives one line per job dir without a usable result.json (default: ignored).
     """
+    from . import from_report
+    from .streams import stream_data
+
     sweep_dirs = [Path(d) for d in sweep_dirs]
-    collection = collect_local(sweep_dirs)
+    parts = [from_report.read(spec) for spec in from_reports]
+    collection = collect_local(sweep_dirs) if sweep_dirs else None
+    gradients, streams = (gradient_data(sweep_dirs), stream_data(sweep_dirs)) if sweep_dirs else (None, None)
+    if parts:
+        collection = joined(collection, parts)
+        gradients = joined_data([gradients, *(p.gradients for p in parts)], ("run_dir", "step", "t"), ("run_dir",))
+        streams = joined_data([streams, *(p.streams for p in parts)], ("run_dir",), ("run_dir",))
     for line in collection.warnings:
         (warn or (lambda _: None))(line)
     meta = {
         "title": title or Path(out_dir).name,
         "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
-        "sources": [str(d) for d in sweep_dirs], "reference": reference, "alpha": alpha, "plots": plots,
+        "sources": [*map(str, sweep_dirs), *(p.spec for p in parts)], "reference": reference, "alpha": alpha, "plots": plots,
         "expectations": expectations,  # None: the study's own, from the runs' recorded config
-        "launch": {str(d): launched for d in sweep_dirs if (launched := launch_command(d))},
+        "launch": {**{str(d): launched for d in sweep_dirs if (launched := launch_command(d))},
+                   **{p.spec: p.launch for p in parts if p.launch}},
     }
-    from .streams import stream_data
+    return write_collection(collection, out_dir, meta, plots, gradients, streams)
 
-    return write_collection(collection, out_dir, meta, plots, gradient_data(sweep_dirs), stream_data(sweep_dirs))
+
+def joined(collection: Collection | None, parts: list) -> Collection:
+    """The local runs and the runs taken from committed reports, labelled together (a task setting that
+    differs between them splits the task, as between two sweeps)."""
+    from .collect import finish
+
+    runs = [collection.runs.drop(columns="task_label")] if collection is not None else []
+    runs += [p.runs for p in parts]
+    rows = pd.concat(runs, ignore_index=True)
+    twice = rows["run"][rows["run"].duplicated()]
+    if len(twice):
+        raise ReportError(f"{twice.iloc[0]}: the same run id from two sources; expected each run once")
+    curves = [collection.curves] if collection is not None else []
+    return finish(rows, curves + [p.curves for p in parts], collection.warnings if collection is not None else [])
+
+
+def joined_data(frames: list, *sort_keys: tuple[str, ...]) -> tuple[pd.DataFrame, ...] | None:
+    """Probe or stream tables of several sources, one per file, in run order; None where no source has any."""
+    present = [f for f in frames if f is not None]
+    if not present:
+        return None
+    return tuple(pd.concat([f[i] for f in present], ignore_index=True).sort_values(list(keys), kind="stable")
+                 for i, keys in enumerate(sort_keys))
 
 
 def check_runs(path: Path, report: Path) -> None:

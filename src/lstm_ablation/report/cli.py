@@ -3,6 +3,8 @@
     lstm-ablate-report multirun/2024-05-01/12-00-00-ab12cd --out reports/gates
     lstm-ablate-report --wandb me/lstm-ablation --group seed_gates --out reports/gates
     lstm-ablate-report --regenerate reports/
+    lstm-ablate-report reports/seed_gates/runs/* --from-report reports/greff_variants:cell=coupled_gates,task=adding \
+        --out reports/seed_gates   # runs of a committed report beside the sweeps (same protocol and budget)
     lstm-ablate-report multirun/2024-05-01/12-00-00-ab12cd --to-wandb   # the report also as a W&B run
 """
 from __future__ import annotations
@@ -19,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Compare LSTM variants across seeds and tasks: tables, statistics, plots.")
     p.add_argument("sweep_dirs", nargs="*", type=Path, help="sweep directories (searched recursively for result.json)")
     p.add_argument("--out", type=Path, help="report directory to write (default: reports/<first sweep dir name>)")
+    p.add_argument("--from-report", action="append", default=[], metavar="REPORT_DIR[:cell=NAME][,task=NAME]",
+                   help="also take these runs of a committed report (its data files: records, curves, probes, "
+                        "streams), where their job folders are gone; repeatable")
     p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from W&B instead of local dirs")
     p.add_argument("--group", help="with --wandb: only runs of this W&B group")
     p.add_argument("--regenerate", type=Path, metavar="REPORTS_DIR", help="rebuild every report under this dir from its committed data")
@@ -50,9 +55,11 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
-    sources = [bool(args.sweep_dirs), bool(args.wandb), bool(args.regenerate)]
+    sources = [bool(args.sweep_dirs or args.from_report), bool(args.wandb), bool(args.regenerate)]
     if sum(sources) != 1:
-        fail("give exactly one source: SWEEP_DIR..., --wandb ENTITY/PROJECT, or --regenerate REPORTS_DIR")
+        fail("give exactly one source: SWEEP_DIR... (and/or --from-report), --wandb ENTITY/PROJECT, or --regenerate REPORTS_DIR")
+    if args.from_report and not args.sweep_dirs and not args.out:
+        fail("--from-report without SWEEP_DIR...: give --out, the report directory to write")
     if args.to_wandb and not args.sweep_dirs:
         fail("--to-wandb only applies with SWEEP_DIR... (the report joins that sweep's W&B group)")
     if args.group and not args.wandb:
@@ -87,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             out = args.out or Path("reports") / args.sweep_dirs[0].resolve().name
             write_report(args.sweep_dirs, out, reference=args.reference, alpha=args.alpha, title=args.title,
-                         command=command, plots=not args.no_plots, warn=warn, expectations=expectations)
+                         command=command, plots=not args.no_plots, warn=warn, expectations=expectations,
+                         from_reports=args.from_report)
             if args.to_wandb:
                 from .to_wandb import log_report
 
