@@ -58,8 +58,18 @@ def test_a_report_rebuilt_from_itself_and_another_keeps_its_runs_and_adds_theirs
     assert sorted(runs["run"]) == sorted([f"ours:{r}" for r in ours_runs["run"]] +
                                          [f"theirs:no_forget_gate/{s}-no_forget_gate-s{s}" for s in range(4)])
     # once more: the runs that already name their report keep their ids; the duplicate is refused
-    with pytest.raises(ValueError, match="the same run id from two sources|hold the same record"):
+    with pytest.raises(ValueError, match="are the same job .* from two sources"):
         write_report([], ours, plots=False, from_reports=[str(ours), f"{tmp_path / 'reports' / 'theirs'}"])
+
+
+def test_a_job_given_as_a_sweep_and_inside_a_report_is_refused(tmp_path: Path) -> None:
+    """The same vanilla runs through their sweep and through the report built from it: other ids, other
+    sweep paths, the same jobs; counted twice they would shrink every interval."""
+    sweeps = study(tmp_path / "here", {"vanilla": 0.010, "rnn": 0.16})
+    write_report(sweeps, tmp_path / "reports" / "old", plots=False)
+    with pytest.raises(ValueError, match=r"vanilla/0-vanilla-s0 and old:vanilla/0-vanilla-s0 are the same job"):
+        write_report(sweeps, tmp_path / "new", plots=False, from_reports=[f"{tmp_path / 'reports' / 'old'}:cell=vanilla"])
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("spec, expected", [

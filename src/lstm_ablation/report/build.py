@@ -275,9 +275,18 @@ def joined(collection: Collection | None, parts: list) -> Collection:
     runs = [collection.runs.drop(columns="task_label")] if collection is not None else []
     runs += [p.runs for p in parts]
     rows = pd.concat(runs, ignore_index=True)
-    twice = rows["run"][rows["run"].duplicated()]
-    if len(twice):
-        raise ReportError(f"{twice.iloc[0]}: the same run id from two sources; expected each run once")
+    # one job reached through two sources (its sweep, and a report that holds it) has other ids and sweep
+    # paths there, but its own folder name and recorded wall time
+    job = (rows[["task", "cell", "seed"]].astype(str).agg("/".join, axis=1) + "/" + rows["run"].str.rsplit("/", n=1).str[-1]
+           + "@" + pd.to_numeric(rows["duration_s"], errors="coerce").round(3).astype(str))
+    twice = job.duplicated(keep=False) & rows["duration_s"].notna()
+    if twice.any():
+        a, b = rows.loc[twice & (job == job[twice].iloc[0]), "run"].iloc[:2]
+        raise ReportError(f"{a} and {b} are the same job (folder name, seed and wall time) from two sources: its seed "
+                          "would count twice; give each run once (a --from-report selection can leave a cell out)")
+    same_id = rows["run"][rows["run"].duplicated()]
+    if len(same_id):  # two reports of the same folder name, say
+        raise ReportError(f"{same_id.iloc[0]}: two runs with this id from two sources; expected each id once")
     curves = [collection.curves] if collection is not None else []
     return finish(rows, curves + [p.curves for p in parts], collection.warnings if collection is not None else [])
 
