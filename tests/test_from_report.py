@@ -26,6 +26,7 @@ def test_a_cell_taken_from_a_committed_report_joins_the_new_report_as_if_its_swe
     sweeps themselves; only the run ids (which name the source report) and the sources differ."""
     here = study(tmp_path / "here", {"vanilla": 0.010, "rnn": 0.16})
     there = study(tmp_path / "there", {"vanilla": 0.011, "no_forget_gate": 0.05})
+    (there[1] / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: [experiment=x, cell=no_forget_gate]\n")
     write_report(there, tmp_path / "reports" / "other", plots=False)
     direct = write_report([*here, there[1]], tmp_path / "direct", plots=False)
     shutil.rmtree(tmp_path / "there")  # the job folders are gone; the committed report stays
@@ -46,6 +47,11 @@ def test_a_cell_taken_from_a_committed_report_joins_the_new_report_as_if_its_swe
     before = tree_bytes(out)
     regenerate(out, plots=False)
     assert tree_bytes(out) == before
+    # the sweep's launch command travels with its runs, also on a second hop
+    launched = "  - `lstm-ablate -m experiment=x cell=no_forget_gate`"
+    assert launched in (out / "README.md").read_text().splitlines()
+    again = write_report([], tmp_path / "again", plots=False, from_reports=[f"{out}:cell=no_forget_gate"])
+    assert launched in (again / "README.md").read_text().splitlines()
 
 
 def test_a_report_rebuilt_from_itself_and_another_keeps_its_runs_and_adds_theirs(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ class ReportPart:
     curves: pd.DataFrame                        # CURVE_COLUMNS
     gradients: tuple[pd.DataFrame, pd.DataFrame] | None = None
     streams: tuple[pd.DataFrame, pd.DataFrame] | None = None
-    launch: list[str] = field(default_factory=list)  # the selected sweeps' own commands
+    launch: dict[str, str] = field(default_factory=dict)  # the selected sweeps' own commands, by sweep
 
 
 def parse(spec: str) -> tuple[Path, dict[str, str]]:
@@ -70,8 +70,10 @@ def read(spec: str) -> ReportPart:
     curves = rows_of(CURVES_FILE, "run")
     gradients = tuple(rows_of(name, "run_dir") for name in (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE))
     streams = tuple(rows_of(name, "run_dir") for name in STREAM_FILES)
-    launch = json.loads((report / META_FILE).read_text()).get("launch") or {}
-    commands = [launch[s] for s in dict.fromkeys(runs["sweep"].dropna()) if s in launch]
+    launch: dict[str, str] = {}  # by sweep, also those of runs the report itself took from another
+    for key, value in (json.loads((report / META_FILE).read_text()).get("launch") or {}).items():
+        launch.update({key: value} if isinstance(value, str) else value)
+    commands = {s: launch[s] for s in dict.fromkeys(runs["sweep"].dropna()) if s in launch}
     return ReportPart(spec, runs.assign(run=runs["run"].map(rename)),
                       curves if curves is not None else pd.DataFrame(columns=CURVE_COLUMNS),
                       gradients if all(g is not None and len(g) for g in gradients) else None,

@@ -172,8 +172,8 @@ def launch_lines(meta: dict) -> list[str]:
     says how to run the study again and not only how to rebuild the report; none for a report made before
     they were recorded."""
     launch = meta.get("launch") or {}
-    # a sweep's one command; a list for the runs taken from a committed report (one per sweep of theirs)
-    commands = [c for s in meta["sources"] if s in launch for c in ([launch[s]] if isinstance(launch[s], str) else launch[s])]
+    # a sweep's one command; for runs taken from a committed report, {their sweep: its command}
+    commands = [c for s in meta["sources"] if s in launch for c in ([launch[s]] if isinstance(launch[s], str) else launch[s].values())]
     if not commands:
         return []
     return ["- Launched by (each sweep's last launch, as its multirun.yaml records it; `resume=<dir>` goes on "
