@@ -37,6 +37,7 @@ def test_a_cell_taken_from_a_committed_report_joins_the_new_report_as_if_its_swe
     taken = runs[runs["cell"] == "no_forget_gate"]
     assert len(runs) == 12 and len(taken) == 4 and taken["run"].str.startswith("other:").all()
     assert set(runs["cell"]) == {"vanilla", "rnn", "no_forget_gate"}  # not the other study's vanilla
+    assert f"--from-report {tmp_path / 'reports' / 'other'}:cell=no_forget_gate --out" in (out / "README.md").read_text()
     assert (out / "summary.csv").read_bytes() == (direct / "summary.csv").read_bytes()
     gradients, direct_gradients = (pd.read_csv(d / "gradient_summary.csv") for d in (out, direct))
     assert (gradients["run_dir"].str.startswith("other:") == (gradients["cell"] == "no_forget_gate")).all()

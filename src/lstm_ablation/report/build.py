@@ -258,7 +258,8 @@ def write_report(sweep_dirs: list[Path], out_dir: Path, *, reference: str = "van
         (warn or (lambda _: None))(line)
     meta = {
         "title": title or Path(out_dir).name,
-        "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs), "--out", str(out_dir)]),
+        "command": command or " ".join(["lstm-ablate-report", *map(str, sweep_dirs),
+                                        *(f"--from-report {spec}" for spec in from_reports), "--out", str(out_dir)]),
         "sources": [*map(str, sweep_dirs), *(p.spec for p in parts)], "reference": reference, "alpha": alpha, "plots": plots,
         "expectations": expectations,  # None: the study's own, from the runs' recorded config
         "launch": {**{str(d): launched for d in sweep_dirs if (launched := launch_command(d))},
