@@ -277,7 +277,8 @@ def joined(collection: Collection | None, parts: list) -> Collection:
     runs += [p.runs for p in parts]
     rows = pd.concat(runs, ignore_index=True)
     # one job reached through two sources (its sweep, and a report that holds it) has other ids and sweep
-    # paths there, but its own folder name and recorded wall time
+    # paths there, but its own folder name and recorded wall time. Only across sources: within one, two
+    # hand-made runs of equal folder name and duration are real (collect.refuse_copies compares records).
     job = (rows[["task", "cell", "seed"]].astype(str).agg("/".join, axis=1) + "/" + rows["run"].str.rsplit("/", n=1).str[-1]
            + "@" + pd.to_numeric(rows["duration_s"], errors="coerce").round(3).astype(str))
     twice = job.duplicated(keep=False) & rows["duration_s"].notna()
