@@ -12,7 +12,7 @@ bookkeeping (`hparams_search`, `tune.*`, `seed`, `resume`), plus the check's see
 
 It prints the command (one line, for a shell or a queue file) and runs nothing; what it chose goes
 to stderr. Without --trial the trial is the one the sweep confirmed; without --seeds the seeds are
-the sweep's confirmation seeds (1..tune.confirm.seeds), so the check's runs pair with the confirmed
+the sweep's confirmation seeds (as tune.py chose them), so the check's runs pair with the confirmed
 ones seed by seed.
 """
 from __future__ import annotations
@@ -142,9 +142,10 @@ def build(sweep_dir: Path, changes: list[str], trial: int | None = None, cell: s
             settings[key] = override
     for change in changes:
         settings[key_of(change)] = change  # the check's change replaces the trial's value, or adds a key
-    if seed_list is None:
-        n = jobs[0][1]["config"]["tune"].get("confirm", {}).get("seeds") or 10
-        seed_list = list(range(1, n + 1))
+    if seed_list is None:  # the sweep's confirmation seeds: the first integers other than the tuning seed (tune.py)
+        n = jobs[0][1]["config"]["tune"]["confirm"]["seeds"]
+        tuning_seed = next((r["seed"] for _, r in jobs if r["config"]["tune"]["stage"] == "tune"), 0)
+        seed_list = [s for s in range(tuning_seed + n + 1) if s != tuning_seed][:n]
     argv = ["lstm-ablate", "-m", *settings.values(), "seed=" + ",".join(map(str, seed_list))]
     if out is not None:
         argv.append(f"hydra.sweep.dir={out}")
