@@ -125,3 +125,20 @@ def test_a_sweep_without_a_pick_or_of_several_cells_must_be_told_which(tuned, tm
     empty.mkdir()
     code, _, err = check(capsys, str(empty))
     assert code == 2 and "holds no job of a tuned sweep" in err
+
+
+def test_the_committed_reber_check_is_what_the_tool_builds_from_the_committed_runs(capsys):
+    """reports/reber_h8_lr_check ran no_forget_gate's trial 6 on seeds 1-10 with a command typed by hand;
+    built from the study's committed runs (which keep each job's .hydra/), the tool gives the same settings."""
+    root = Path(__file__).resolve().parents[1] / "reports"
+    typed = json.loads((root / "reber_h8_lr_check" / "report.json").read_text())["launch"]
+    typed = next(command for sweep, command in typed.items() if sweep.endswith("no_forget_gate_t6"))
+    code, out, _ = check(capsys, str(root / "continual_reber_h8" / "runs" / "no_forget_gate"), "--trial", "6")
+    assert code == 0
+
+    def settings_of(command: str) -> dict[str, str]:
+        pairs = (a.split("=", 1) for a in shlex.split(command)[2:] if not a.startswith("hydra.sweep.dir="))
+        return {k.removeprefix("hydra.sweeper.params."): v.strip("'") for k, v in pairs}
+
+    assert settings_of(out) == settings_of(typed)
+    assert settings_of(out)["optim.lr"] == "0.012384930898256409" and settings_of(out)["seed"] == "1,2,3,4,5,6,7,8,9,10"
