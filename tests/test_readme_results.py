@@ -1,0 +1,70 @@
+"""The README's at-a-glance table ("In short", under Results so far) is typed by hand; every entry in it
+must be what the committed report it comes from says: seeds solved and the verdict."""
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# column -> (task label, the reports its plain entries come from, in order); "pick:" and "lr 0.012:" entries
+# come from the checks that re-ran a cell with another trial
+COLUMNS = {
+    "adding T = 100": ("adding", ["seed_gates"]),
+    "sequential digits": ("sequential_digits", ["sequential_digits"]),
+    "permuted digits": ("permuted_digits", ["sequential_digits", "modern_gates"]),
+    "continual Reber, hidden 64": ("continual_reber_stream", ["continual_reber"]),
+    "continual Reber, hidden 8": ("continual_reber_stream", ["continual_reber_h8"]),
+}
+CHECKS = {"pick": ["rescore_check_adding", "rescore_check_modern"], "lr 0.012": ["reber_h8_lr_check"]}
+ENTRY = re.compile(r"(?:(pick|lr 0\.012): )?(\d+), (\*\*worse\*\*|\*\*better\*\*|≈)")
+
+
+def table() -> tuple[list[str], list[list[str]]]:
+    lines = (ROOT / "README.md").read_text().split("**In short.**", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:  # the first table after the heading, to its last row
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    return cells[0], [row for row in cells[2:]]
+
+
+def found(reports: list[str], task: str, cell: str) -> tuple[int, str]:
+    for report in reports:
+        summary = pd.read_csv(ROOT / "reports" / report / "summary.csv")
+        row = summary[(summary.task_label == task) & (summary.cell == cell)]
+        if len(row):
+            row = row.iloc[0]
+            if not row.significant:
+                return int(row.solved), "≈"
+            better = (row["diff"] > 0) == bool(row.higher_is_better)
+            return int(row.solved), "**better**" if better else "**worse**"
+    raise AssertionError(f"no report of {reports} has {cell} on {task}")
+
+
+def test_every_entry_of_the_at_a_glance_table_is_what_its_report_says():
+    header, rows = table()
+    assert header[1:] == list(COLUMNS)
+    checked = 0
+    for row in rows:
+        cell = row[0].split(" ")[0]
+        for column, entry in zip(COLUMNS, row[1:]):
+            task, reports = COLUMNS[column]
+            for check, solved, verdict in ENTRY.findall(entry):
+                source = CHECKS[check] if check else reports
+                assert (int(solved), verdict) == found(source, task, cell), f"{cell}, {column}: {entry}"
+                checked += 1
+    assert len(rows) == 11 and checked == 30  # every row read, none skipped
+
+
+@pytest.mark.parametrize("cell,task,reports,expected", [
+    ("no_input_gate", "adding", ["seed_gates"], (0, "**worse**")),
+    ("coupled_gates", "adding", ["seed_gates"], (10, "**better**")),
+    ("no_forget_gate", "adding", ["seed_gates"], (10, "≈")),
+])
+def test_the_verdict_reading_follows_the_metric_direction(cell, task, reports, expected):
+    """adding's MSE is lower-is-better: a positive difference is worse, a negative one better."""
+    assert found(reports, task, cell) == expected
