@@ -244,6 +244,16 @@ def test_agreement_rules() -> None:
     assert agrees("better", p_holm=0.01, higher_is_better=True) == "yes"           # +Δ in accuracy is better
     assert agrees("not_worse") == "yes" and agrees("not_worse", p_holm=0.01) == "no"
     assert agrees("not_worse", p_min_holm=0.08) == "too few seeds"
+    # a "yes" to not_worse says how much worse the data still allow: the interval's unfavourable end
+    found = judge({"expect": "not_worse"}, row, alpha=0.05)[0]
+    assert found.endswith("; worse by at most 0.09 (180% of vanilla's median 0.05)")      # a loss: Δ up to +0.09
+    wide = pd.Series({**base, "diff_ci95_high": 0.16, "median": 0.00011, "diff": 5e-05})   # a bimodal cell
+    assert judge({"expect": "not_worse"}, wide, alpha=0.05)[0].endswith("at most 0.16 (2,667x vanilla's median 6e-05)")
+    accuracy = pd.Series({**base, "higher_is_better": True, "median": 0.9, "diff": -0.01, "diff_ci95_low": -0.03})
+    assert judge({"expect": "not_worse"}, accuracy, alpha=0.05)[0].endswith("at most 0.03 (3% of vanilla's median 0.91)")
+    better = pd.Series({**base, "diff_ci95_low": -0.09, "diff_ci95_high": -0.01})
+    assert judge({"expect": "not_worse"}, better, alpha=0.05)[0].endswith("; the interval excludes any worsening")
+    assert "at most" not in judge({"expect": "not_worse"}, pd.Series({**base, "p_holm": 0.01}), alpha=0.05)[0]  # "no": Δ says it
     assert agrees("fails") == "yes" and agrees("solves") == "no" and agrees("solves", solved=5) == "unclear (half the seeds)"
     assert agrees("solves", solved=4, diverged=2) == "no"                          # 4 of 12 trained seeds
     assert agrees("matches", value=0.12) == "yes" and agrees("matches", value=0.2) == "no"

@@ -9,6 +9,9 @@ Agreement rules (α from the report; the comparison tests are those of stats.py)
 - worse / better: the Holm-corrected Mann-Whitney test says so ("yes"), says the opposite ("no"), or is
   not significant ("no (n.s.)"); when even complete separation could not reach α after Holm, "too few seeds".
 - not_worse: "no" when significantly worse, else "yes" (or "too few seeds" when no test could have shown it).
+  A "yes" is the absence of a significant worsening, not a shown equivalence, so its finding also
+  names the largest worsening the data allow: the unfavourable end of the difference's 95% interval,
+  absolute and as a share of the reference's median.
 - matches: the published value lies within `tolerance` of the median, or, without a tolerance, inside
   the median's 95% bootstrap interval.
 """
@@ -74,11 +77,24 @@ def judge(exp: dict, row: pd.Series | None, alpha: float) -> tuple[str, str]:
     if kind == "not_worse":
         if significant and worse:
             return found, "no"
-        return found, "too few seeds" if few else "yes"
+        return found + worst_case(row), "too few seeds" if few else "yes"
     wanted = kind == "worse"
     if significant:
         return found, "yes" if worse == wanted else "no"
     return found, "too few seeds" if few else "no (n.s.)"
+
+
+def worst_case(row: pd.Series) -> str:
+    """'; worse by at most X (P% of | Rx <reference>'s median M)': the far end of Δ's interval on the worse side."""
+    if pd.isna(row["diff_ci95_low"]) or pd.isna(row["diff_ci95_high"]):
+        return ""
+    worst = -row["diff_ci95_low"] if row["higher_is_better"] else row["diff_ci95_high"]
+    if worst <= 0:
+        return "; the interval excludes any worsening"
+    reference = row["median"] - row["diff"]
+    ratio = worst / abs(reference) if reference else None
+    share = "" if ratio is None else f"{100 * ratio:.0f}% of " if ratio < 2 else f"{ratio:,.0f}x "
+    return f"; worse by at most {_num(worst)} ({share}{row['reference']}'s median {_num(reference)})"
 
 
 def evaluate(expectations: list[dict], summary: pd.DataFrame, runs: pd.DataFrame, alpha: float) -> pd.DataFrame:
