@@ -134,7 +134,7 @@ def test_expectation_table_from_a_study_yaml(toy_sweep: Path, tmp_path: Path) ->
     readme = (out / "README.md").read_text()
     assert "Published expectations:" in readme and "worse (Greff et al. 2017 [V])" in readme
     assert "| `no_forget_gate` (NFG) |" in readme and "| worse (Greff et al. 2017): yes |" in readme
-    assert "5/5 solved; median 0.012 [" in readme and "Names: this project's `vanilla` is Greff et al. 2017's NP" in readme
+    assert "5/5 solved, rate [0.478, 1]; median 0.012 [" in readme and "Names: this project's `vanilla` is Greff et al. 2017's NP" in readme
     assert (out / "report.json").read_text().count('"claim"') == 6     # kept for --regenerate
     index = (tmp_path / "reports").joinpath("README.md")
     assert not index.exists()
@@ -256,6 +256,8 @@ def test_agreement_rules() -> None:
     assert "at most" not in judge({"expect": "not_worse"}, pd.Series({**base, "p_holm": 0.01}), alpha=0.05)[0]  # "no": Δ says it
     assert agrees("fails") == "yes" and agrees("solves") == "no" and agrees("solves", solved=5) == "unclear (half the seeds)"
     assert agrees("solves", solved=4, diverged=2) == "no"                          # 4 of 12 trained seeds
+    # the solve rate's exact 95% interval: 6/10 cannot be told from a rate below one half
+    assert judge({"expect": "solves"}, pd.Series({**base, "solved": 6}), 0.05)[0].startswith("6/10 solved, rate [0.262, 0.878]; ")
     assert agrees("matches", value=0.12) == "yes" and agrees("matches", value=0.2) == "no"
     assert agrees("matches", value=0.2, tolerance=0.1) == "yes"
     assert agrees("worse", note="reference") == "–" and judge({"expect": "worse"}, None, 0.05) == ("not run", "not run")
