@@ -10,8 +10,8 @@ bookkeeping (`hparams_search`, `tune.*`, `seed`, `resume`), plus the check's see
     lstm-ablate-check multirun/selcopy/minlstm model.num_layers=3 --out multirun/minlstm_3_layers
     lstm-ablate-check multirun/reber_h8/no_forget_gate --trial 6 --out multirun/nfg_t6   # the runner-up
 
-It prints the command (one line, for a shell or a queue file) and runs nothing; what it chose goes
-to stderr. Without --trial the trial is the one the sweep confirmed; without --seeds the seeds are
+It prints the command (one shell-quoted line: `lstm-ablate-check ... | bash` runs it, or it goes into a
+queue file as it is) and runs nothing; what it chose goes to stderr. Without --trial the trial is the one the sweep confirmed; without --seeds the seeds are
 the sweep's confirmation seeds (as tune.py chose them), so the check's runs pair with the confirmed
 ones seed by seed.
 """
