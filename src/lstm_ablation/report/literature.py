@@ -247,7 +247,9 @@ def write_index(root: Path) -> Path:
     lines += ["## Findings", "",
               "Every claim a study tested, what it found (n seeds, 95% interval, Holm-corrected p) and whether "
               "it agrees; the same claim from several studies in adjacent rows (〃: as above). Each report states its protocol "
-              "(tuned or not), budget and seeds.", ""]
+              "(tuned or not), budget and seeds. How strong a \"yes\" is: a solve count comes with the rate's exact 95% "
+              "interval, and a not_worse \"yes\" (no significant worsening, not a shown equivalence) with the largest "
+              "worsening its interval allows.", ""]
     lines += [markdown_table(["claim (source [tag])", "task", "variant", "expected", "what we found (n, interval, p)",
                               "agrees?", "report"], rows) if rows else "No study has tested a claim yet.", ""]
     untested = every.groupby(["source", "claim"], sort=False).filter(lambda g: (g["agrees"] == "not run").all())
