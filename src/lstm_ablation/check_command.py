@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from .results import RESULT_FILE, ResultError, read_result
+from .tune import fresh_seeds
 
 PROG = "lstm-ablate-check"
 DROPPED = ("hparams_search", "seed", "resume")   # with every key below tune.: the tuned sweep's bookkeeping
@@ -142,10 +143,9 @@ def build(sweep_dir: Path, changes: list[str], trial: int | None = None, cell: s
             settings[key] = override
     for change in changes:
         settings[key_of(change)] = change  # the check's change replaces the trial's value, or adds a key
-    if seed_list is None:  # the sweep's confirmation seeds: the first integers other than the tuning seed (tune.py)
-        n = jobs[0][1]["config"]["tune"]["confirm"]["seeds"]
+    if seed_list is None:  # the sweep's confirmation seeds, by tune.py's own rule
         tuning_seed = next((r["seed"] for _, r in jobs if r["config"]["tune"]["stage"] == "tune"), 0)
-        seed_list = [s for s in range(tuning_seed + n + 1) if s != tuning_seed][:n]
+        seed_list = fresh_seeds(tuning_seed, jobs[0][1]["config"]["tune"]["confirm"]["seeds"])
     argv = ["lstm-ablate", "-m", *settings.values(), "seed=" + ",".join(map(str, seed_list))]
     if out is not None:
         argv.append(f"hydra.sweep.dir={out}")

@@ -171,6 +171,11 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
     return storage or f"sqlite:///{(Path(sweep_dir) / 'optuna.db').resolve()}"
 
 
+def fresh_seeds(tuning_seed: int, n: int) -> list[int]:
+    """The first n integers other than the tuning seed: the confirmation seeds, then the re-score seeds."""
+    return [s for s in range(tuning_seed + n + 1) if s != tuning_seed][:n]
+
+
 def format_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value).lower() if isinstance(value, bool) else str(value)
 
@@ -637,7 +642,7 @@ class TuneSweeper(Sweeper):
             label = "-".join(o.split("=", 1)[1] for o in job if o.split("=", 1)[0] in sweeping) or "default"
             seed = int(job_cfg.seed)
             n, m = cfg.tune.confirm.seeds, cfg.tune.rescore.seeds if cfg.tune.rescore.top_k else 0
-            fresh = [s for s in range(seed + n + m + 1) if s != seed]  # confirmation seeds, then re-score seeds
+            fresh = fresh_seeds(seed, n + m)  # confirmation seeds, then re-score seeds
             points.append(Point(list(job), [o for o in job if o.split("=", 1)[0] in sweeping], label, seed, mine, fresh[:n],
                                 direction(job_cfg), top_k=cfg.tune.rescore.top_k, rescore_seeds=fresh[n:n + m],
                                 tie_break=cfg.tune.tie_break))
