@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lstm_ablation.report.render import verdict
+
 ROOT = Path(__file__).resolve().parents[1]
 # column -> (task label, the reports its plain entries come from, in order); "pick:" and "lr 0.012:" entries
 # come from the checks that re-ran a cell with another trial
@@ -34,14 +36,11 @@ def table() -> tuple[list[str], list[list[str]]]:
 
 def found(reports: list[str], task: str, cell: str) -> tuple[int, str]:
     for report in reports:
-        summary = pd.read_csv(ROOT / "reports" / report / "summary.csv")
+        summary = pd.read_csv(ROOT / "reports" / report / "summary.csv").fillna({"note": ""})
         row = summary[(summary.task_label == task) & (summary.cell == cell)]
-        if len(row):
-            row = row.iloc[0]
-            if not row.significant:
-                return int(row.solved), "≈"
-            better = (row["diff"] > 0) == bool(row.higher_is_better)
-            return int(row.solved), "**better**" if better else "**worse**"
+        if len(row):  # the report's own verdict column, in the table's short form
+            said = verdict(row.iloc[0])
+            return int(row.iloc[0].solved), "≈" if said.startswith("≈") else said.removesuffix(" *")
     raise AssertionError(f"no report of {reports} has {cell} on {task}")
 
 
