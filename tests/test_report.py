@@ -52,6 +52,20 @@ def sweep(tmp_path: Path) -> Path:
     return s
 
 
+def test_runs_on_a_gpu_are_counted_apart_from_cpu_hours(sweep: Path, tmp_path: Path) -> None:
+    """The device a job recorded reaches results.csv, and the compute line keeps its GPU time out of CPU-hours."""
+    from lstm_ablation.results import read_result
+
+    for job in sorted(sweep.glob("[01]-vanilla-*")):  # two of the 8 jobs trained on a GPU, 30 minutes each
+        write_result(job, read_result(job / "result.json") | {"device": "cuda (NVIDIA H200)", "duration_s": 1800.0})
+    out = write_report([sweep], tmp_path / "rep", plots=False)
+    runs = pd.read_csv(out / "results.csv")
+    assert sorted(runs["device"].dropna()) == ["cuda (NVIDIA H200)"] * 2
+    readme = (out / "README.md").read_text()
+    assert ("- Compute: 0.00 CPU-hours (0.00 job-hours; 6 job(s) without num_threads counted as 1 thread) "
+            "and 1.00 job-hours on a GPU (2 runs)") in readme
+
+
 def test_report_tables_count_every_run(sweep: Path, tmp_path: Path) -> None:
     out = write_report([sweep], tmp_path / "rep", plots=False)
     readme = (out / "README.md").read_text()

@@ -26,6 +26,8 @@ def test_completed_job_writes_full_record(make_cfg, tmp_path):
     assert on_disk["config"]["task"]["seq_len"] == 6 and on_disk["config"]["cell"]["forget_gate"] == "none"
     assert "hydra" not in on_disk["config"]
     assert set(on_disk["git"]) == {"commit", "dirty"} and on_disk["duration_s"] > 0
+    import torch
+    assert on_disk["device"] == "cpu" and on_disk["torch"] == torch.__version__  # where and with what it trained
     assert (tmp_path / "metrics.csv").read_text().startswith("epoch,step")  # per-step curve for reports
 
 

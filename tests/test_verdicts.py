@@ -288,6 +288,12 @@ def test_the_index_states_each_studys_compute() -> None:
     assert compute(runs) == ("Compute: 2.50 CPU-hours (1.50 job-hours; 1 job(s) without num_threads counted as 1 thread), "
                              "3.00 h from the first job's start to the last one's finish.")
     assert compute(pd.DataFrame({"status": ["missing"]})) == "Compute: not recorded."
+    # a job on a GPU is not CPU-hours: counted apart, found by its recorded device or its trainer=gpu config
+    on_gpu = pd.DataFrame({"duration_s": [3600.0, 1800.0, 900.0], "config.num_threads": [2, 1, 1],
+                           "config.trainer.accelerator": ["auto", "gpu", "auto"],
+                           "device": ["cpu", None, "cuda (NVIDIA H200)"]})
+    assert compute(on_gpu) == "Compute: 2.00 CPU-hours (1.00 job-hours) and 0.75 job-hours on a GPU (2 runs)."
+    assert compute(on_gpu.iloc[:2]).endswith("and 0.50 job-hours on a GPU (1 run).")
 
 
 def test_the_index_counts_a_run_shown_by_two_reports_once(toy_sweep: Path, tmp_path: Path) -> None:

@@ -100,6 +100,13 @@ def validate(cfg: DictConfig) -> None:
 
 # ---------------------------------------------------------------------------- the job
 
+def device_name(device) -> str:
+    """Where a job trained, for its record: "cpu", or "cuda (NVIDIA H200)" (the card's name)."""
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
 def git_state() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
     if (here / "build_info.json").is_file():  # an installed wheel: the commit it was built from (setup.py)
@@ -183,7 +190,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
     record: dict[str, Any] = {
         "status": "failed", "cell": cfg.cell.name, "short": cfg.cell.get("short"), "change": cfg.cell.get("change"),
         "task": cfg.task.name, "seed": cfg.seed, "metrics": {}, "baseline": None, "params": None, "steps": None,
-        "duration_s": 0.0, "git": git_state(), "config": config, "error": None,
+        "duration_s": 0.0, "git": git_state(), "config": config, "error": None, "torch": torch.__version__,
     }
     earlier_s = earlier_attempts_s(run_dir)  # a job that runs again: its duration_s counts every attempt
     if earlier_s:
@@ -243,6 +250,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
         trainer = pl.Trainer(**trainer_args, logger=loggers,
                              callbacks=[probe, *recorder, model_checkpoint(run_dir), RNGState(), FinalValidation(), *stopping],
                              plugins=[AtomicCheckpointIO()], default_root_dir=run_dir)
+        record["device"] = device_name(trainer.strategy.root_device)  # the reports count GPU jobs apart from CPU-hours
         if recorder:  # continual streams: chunks in stream order, the state carried between them (streams.py)
             train_loader, val_loader, test_loader = stream_loaders(task, cfg.optim.batch_size)
         else:

@@ -66,6 +66,8 @@ def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict
         "hidden_size": record.get("hidden_size"), "steps": record.get("steps"), "duration_s": record.get("duration_s"), "finished": finished,
         "git_commit": git.get("commit"), "git_dirty": git.get("dirty"), "sweep": sweep, "run": run,
     }
+    if record.get("device"):  # where it trained (records from before 2026-12 lack it): a column only where recorded
+        row["device"] = record["device"]
     if record.get("stopped_early"):  # stop_when_solved ended it: a column only where some run stopped
         row["stopped_at_step"] = record.get("stopped_at_step")
     row.update({f"metrics.{k}": v for k, v in metrics.items()})

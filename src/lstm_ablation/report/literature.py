@@ -148,9 +148,24 @@ def threads(runs: pd.DataFrame) -> pd.Series:
     return runs["config.num_threads"] if "config.num_threads" in runs else pd.Series(float("nan"), index=runs.index)
 
 
+def on_gpu(runs: pd.DataFrame) -> pd.Series:
+    """Jobs that trained on a GPU: their record names a CUDA device, or their config asked for one
+    (`trainer=gpu`; records from before `device` was recorded)."""
+    device = runs["device"].astype(str).str.startswith("cuda") if "device" in runs else False
+    asked = runs["config.trainer.accelerator"].isin(["gpu", "cuda"]) if "config.trainer.accelerator" in runs else False
+    return pd.Series(device | asked, index=runs.index, dtype=bool)
+
+
 def cpu_hours(runs: pd.DataFrame) -> float:
-    """Each job's duration times its torch threads (unset: 1), in hours."""
-    return float((runs["duration_s"] * threads(runs).fillna(1)).sum() / 3600)
+    """Each job's duration times its torch threads (unset: 1), in hours; jobs on a GPU are not CPU-hours."""
+    cpu = runs[~on_gpu(runs)]
+    return float((cpu["duration_s"] * threads(cpu).fillna(1)).sum() / 3600)
+
+
+def gpu_note(runs: pd.DataFrame) -> str:
+    """The job-hours of the runs on a GPU ("" where none ran on one): counted apart from CPU-hours."""
+    gpu = runs[on_gpu(runs)]
+    return f" and {gpu['duration_s'].sum() / 3600:.2f} job-hours on a GPU ({len(gpu)} run{'s' * (len(gpu) != 1)})" if len(gpu) else ""
 
 
 def run_keys(runs: pd.DataFrame) -> pd.Series:
@@ -169,9 +184,11 @@ def compute(runs: pd.DataFrame) -> str:
         return "Compute: not recorded."
     known = runs["duration_s"].notna()
     cpu_h = cpu_hours(runs)
-    unset = int((known & threads(runs).isna()).sum())
-    text = f"Compute: {cpu_h:.2f} CPU-hours ({runs['duration_s'].sum() / 3600:.2f} job-hours"
+    unset = int((known & threads(runs).isna() & ~on_gpu(runs)).sum())
+    cpu = runs[~on_gpu(runs)]
+    text = f"Compute: {cpu_h:.2f} CPU-hours ({cpu['duration_s'].sum() / 3600:.2f} job-hours"
     text += f"; {unset} job(s) without num_threads counted as 1 thread)" if unset else ")"
+    text += gpu_note(runs)
     if "finished" in runs and runs["finished"].notna().any():
         end = pd.to_datetime(runs["finished"], utc=True, errors="coerce")
         start = end - pd.to_timedelta(runs["duration_s"], unit="s")
@@ -196,7 +213,8 @@ def write_index(root: Path) -> Path:
         meta = json.loads((report / META_FILE).read_text())
         rel = report.relative_to(root).as_posix()
         runs = pd.read_csv(report / "results.csv",
-                           usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads", "sweep", "run"))
+                           usecols=lambda c: c in ("status", "duration_s", "finished", "config.num_threads", "sweep", "run",
+                                                         "device", "config.trainer.accelerator"))
         every_run.append(runs)
         statuses = runs["status"].value_counts()
         status = ", ".join(f"{int(statuses[s])} {s}" for s in sorted(statuses.index))
@@ -218,12 +236,12 @@ def write_index(root: Path) -> Path:
         for row, runs, key in zip(studies, every_run, keys):
             shared = runs[key.map(reports_per_key) > 1]
             if len(shared) and shared["duration_s"].notna().any():
-                row[2] = row[2].removesuffix(".") + (f"; {cpu_hours(shared):.2f} CPU-hours of it in {len(shared)} runs "
+                row[2] = row[2].removesuffix(".") + (f"; {cpu_hours(shared):.2f} CPU-hours{gpu_note(shared)} of it in {len(shared)} runs "
                                                      "that other reports also show.")
         pooled = pd.concat(every_run, ignore_index=True)
         distinct = pooled[~pd.concat(keys, ignore_index=True).duplicated()]
-        total = (f"All reports together: {len(distinct)} distinct runs, {cpu_hours(distinct):.2f} CPU-hours "
-                 "(a run shown by several reports counted once).")
+        total = (f"All reports together: {len(distinct)} distinct runs, {cpu_hours(distinct):.2f} CPU-hours"
+                 f"{gpu_note(distinct)} (a run shown by several reports counted once).")
     lines = [INDEX_MARK, "", "# Reports", "",
              "Every committed study, each finding beside what the literature reported "
              "(tags: V checked against the paper, S secondary source, U unverified). "
@@ -231,8 +249,9 @@ def write_index(root: Path) -> Path:
              "\"vanilla\" has peepholes) and its `peephole` is Greff's V. "
              "Rebuilt by `lstm-ablate-report --regenerate reports/`.", "",
              "## Studies", "",
-             "Compute: CPU-hours are each job's duration times its torch threads; the span runs from the "
-             "first job's start to the last one's finish (gaps between parts included).", "",
+             "Compute: CPU-hours are each job's duration times its torch threads (runs on a GPU are counted "
+             "apart, in job-hours); the span runs from the first job's start to the last one's finish (gaps "
+             "between parts included).", "",
              markdown_table(["report", "runs", "compute", "claims: agrees?"], studies), "",
              *([total, ""] if total else [])]
     every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=[*EXPECTATION_COLUMNS, "report"])
