@@ -124,3 +124,23 @@ def test_a_key_of_the_swept_cell_is_known_to_the_check_before_hydra_starts(capsy
     with pytest.raises(SystemExit) as exit_:
         check_overrides(["-m", "hydra.sweeper.params.cell=vanilla", "cell.update_bias=0"])
     assert exit_.value.code == 2 and "cell.update_bias: unknown key" in capsys.readouterr().err
+
+
+def test_local_launcher_shows_each_job_the_gpu(monkeypatch, tmp_path):
+    """submitit's local executor sets each job's CUDA_VISIBLE_DEVICES to the GPUs it asks for: asking for
+    none hides the GPU, and trainer.accelerator=auto would then train on the CPU of a GPU machine."""
+    from hydra import compose, initialize_config_module
+    from submitit.local import local
+
+    with initialize_config_module("lstm_ablation.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=local"], return_hydra_config=True)
+    started = {}
+
+    class Process:
+        pid = 1
+
+    monkeypatch.setattr(local, "start_controller", lambda **kw: started.update(kw) or Process())
+    executor = local.LocalExecutor(folder=tmp_path)
+    executor.update_parameters(gpus_per_node=cfg.hydra.launcher.gpus_per_node)
+    executor._submit_command("true")
+    assert started["cuda_devices"] == "0"
