@@ -182,10 +182,9 @@ def compute(runs: pd.DataFrame) -> str:
     and gaps between parts included)."""
     if "duration_s" not in runs or runs["duration_s"].isna().all():
         return "Compute: not recorded."
-    known = runs["duration_s"].notna()
     cpu_h = cpu_hours(runs)
-    unset = int((known & threads(runs).isna() & ~on_gpu(runs)).sum())
     cpu = runs[~on_gpu(runs)]
+    unset = int((cpu["duration_s"].notna() & threads(cpu).isna()).sum())
     text = f"Compute: {cpu_h:.2f} CPU-hours ({cpu['duration_s'].sum() / 3600:.2f} job-hours"
     text += f"; {unset} job(s) without num_threads counted as 1 thread)" if unset else ")"
     text += gpu_note(runs)
