@@ -222,6 +222,24 @@ def test_t_interval_welch_d_by_hand() -> None:
     assert math.isnan(t_interval(np.array([1.0]))[0]) and math.isnan(welch_p(np.array([1.0]), b))
 
 
+def test_welch_with_one_side_all_equal_is_exact_and_quiet() -> None:
+    """Every reference seed at accuracy 1 (associative recall): variance 0 on one side, a well-defined Welch
+    test (t = difference / sqrt(s_b^2 / n_b), df = n_b - 1), and no scipy "precision loss" warning for the user."""
+    import warnings
+
+    from scipy import stats as sps
+
+    from lstm_ablation.report.stats import welch_p
+
+    a = np.ones(10)
+    b = np.array([0.257, 0.254, 0.201, 0.26, 0.249, 0.262, 0.255, 0.25, 0.258, 0.253])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = welch_p(a, b)
+    t = (1 - b.mean()) / (b.std(ddof=1) / np.sqrt(10))
+    assert p == pytest.approx(2 * sps.t.sf(t, 9), rel=1e-9)
+
+
 def test_holm_step_down() -> None:
     from lstm_ablation.report.stats import holm
 

@@ -12,6 +12,7 @@ in summary.csv as a column, not as the verdict.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,11 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
         return math.nan
     if np.var(a, ddof=1) == 0 and np.var(b, ddof=1) == 0:
         return math.nan
-    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        # scipy warns of "precision loss" when one side's values are all equal (every seed at accuracy 1):
+        # its variance is exactly 0 then, and the test is well defined
+        warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+        return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
