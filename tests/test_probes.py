@@ -4,6 +4,7 @@ on/off switch, file and W&B logging behave."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from types import SimpleNamespace
 
@@ -194,6 +195,23 @@ def test_only_existing_gates_have_statistics(variant, gates):
         assert all(abs(f + i - 1) < 1e-12 for f, i in zip(record["gates"]["f"]["mean"], record["gates"]["i"]["mean"]))
 
 
+@pytest.mark.parametrize("variant", ["vanilla", "rnn"])
+def test_ratios_are_to_the_last_step_the_loss_reaches(variant):
+    """Associative recall labels only its queries: where the last two steps carry no label, dL/dh is 0 there,
+    and the ratios (and the summary) are to step T-3, not a 0/0 at T-1."""
+    model = tiny_model(layer_of(variant), "sequence")
+    model.task.loss = lambda pred, y: F.mse_loss(pred[:, :-2], y[:, :-2])
+    x, y = batch(readout="sequence")
+    record = probe(model, x, y)
+    norm, ratio = record["grad_h"], record["grad_h_ratio"]
+    assert norm[-2:] == [0.0, 0.0] and norm[-3] > 0
+    assert ratio[-3] == 1.0 and ratio[-2:] == [0.0, 0.0]
+    assert ratio[:-3] == pytest.approx([v / norm[-3] for v in norm[:-3]])
+    assert record["summary"]["grad_h_log10_ratio"] == pytest.approx(math.log10(norm[0] / norm[-3]))
+    if variant == "vanilla":
+        assert record["grad_c_ratio"][-3] == 1.0 and math.isfinite(record["summary"]["grad_c_log10_ratio"])
+
+
 def test_saturation_fractions_count_closed_and_open_gates():
     layer = layer_of("vanilla")
     with torch.no_grad():  # i always shut, f always open, o in between
@@ -355,3 +373,15 @@ def test_report_collects_plots_and_tabulates(tmp_path):
     table = gradients.summary_markdown(summaries)
     rnn_row = next(line for line in table.splitlines() if line.startswith("| rnn"))
     assert "–" in rnn_row and "grad_h_log10_ratio" in table and "gate_f_mean" in table and "±" in table
+
+
+def test_report_derives_the_ratios_probes_from_before_left_out():
+    """Probes written before the ratios were to r divided by the last step's norm: where that was 0 they hold no
+    ratio (None in the JSON), and the report derives it from the norms; a probe with ratios keeps its own."""
+    old = {"grad_h": [0.5, 1.0, 2.0, 0.0], "grad_h_ratio": [None] * 4, "grad_c": None, "grad_c_ratio": None,
+           "summary": {"grad_h_log10_ratio": None, "loss": 1.0}}
+    derived = gradients.with_ratios(old)
+    assert derived["grad_h_ratio"] == [0.25, 0.5, 1.0, 0.0] and derived["grad_c_ratio"] is None
+    assert derived["summary"] == {"grad_h_log10_ratio": pytest.approx(math.log10(0.25)), "loss": 1.0}
+    kept = {**old, "grad_h_ratio": [0.3, 0.6, 1.0, 0.0], "summary": {"grad_h_log10_ratio": -0.5}}
+    assert gradients.with_ratios(kept) == kept

@@ -134,16 +134,16 @@ def log10(v: float | None) -> float | None:
 
 
 def gradient_figure(record: dict):
-    """|dL/dh_t| (and |dL/dc_t|) relative to the last step, on a real log axis."""
+    """|dL/dh_t| (and |dL/dc_t|) relative to the last step the loss reaches (r), on a real log axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.semilogy(record["grad_h_ratio"], label="|dL/dh_t| / |dL/dh_T|")
+    ax.semilogy(record["grad_h_ratio"], label="|dL/dh_t| / |dL/dh_r|")
     if record["grad_c_ratio"] is not None:
-        ax.semilogy(record["grad_c_ratio"], "--", label="|dL/dc_t| / |dL/dc_T|")
+        ax.semilogy(record["grad_c_ratio"], "--", label="|dL/dc_t| / |dL/dc_r|")
     ax.set_xlabel("t")
     ax.set_title(f"gradient flow at step {record['step']}")
     ax.legend()

@@ -13,8 +13,11 @@ later steps actually consume, and asks autograd for the gradient w.r.t. those te
 dL/dc_t is total as well: through c_{t+1} and through h_t = o_t * act_h(c_t), the delta_c of LSTM
 backpropagation through time. Steps are indexed t = 0 .. T-1; h_t is the state after reading x_t
 (torch's out[:, t]). |.| is the L2 norm over units of one sequence, averaged over the probe batch
-(L is the batch-mean task loss, so absolute norms scale with 1/B; ratios over t do not). The summary number is log10(|dL/dh_0| / |dL/dh_{T-1}|): about 0 means the gradient reaches the
-first step undiminished; -10 means it arrives 10 orders of magnitude smaller.
+(L is the batch-mean task loss, so absolute norms scale with 1/B; ratios over t do not). Ratios are taken
+against step r, the last step the loss gradient reaches (T-1 unless the last steps carry no label, as in
+associative recall; gradient_ratio.py). The summary number is
+log10(|dL/dh_0| / |dL/dh_r|): about 0 means the gradient reaches the first step undiminished; -10 means it
+arrives 10 orders of magnitude smaller.
 
 Gate statistics cover the multiplicative sigmoid gates that exist: LSTM i, f, o (a coupled f = 1 - i
 is reported; a removed gate is absent), GRU r, z; the tanh RNN has none. The candidate g (the block
@@ -30,13 +33,13 @@ plots); `layers` holds every layer's.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .baselines import TorchRecurrent
+from .gradient_ratio import last_reached, log10_ratio, relative_to_last_reached
 from .layer import LSTMLayer
 from .stack import Stack
 
@@ -166,10 +169,6 @@ def per_step_norm(v: Tensor) -> Tensor:
     return torch.linalg.vector_norm(v.double(), dim=2).mean(dim=1)
 
 
-def log10_ratio(first: float, last: float) -> float:
-    return math.log10(first / last) if first > 0 and last > 0 else math.nan
-
-
 def gate_stats(a: Tensor) -> dict[str, list[float]]:
     """a: (T, B, H) activations in [0, 1] -> per-t mean and saturated fractions, plus a histogram."""
     flat = a.reshape(a.shape[0], -1)                            # (T, B*H)
@@ -204,10 +203,10 @@ def layer_record(loss: float, u: Unrolled, grad_h: Tensor, grad_c: Tensor | None
         if grad is None:
             record[name] = record[f"{name}_ratio"] = None
             continue
-        norm = per_step_norm(grad)                              # (T,)
-        record[name] = norm.tolist()
-        record[f"{name}_ratio"] = (norm / norm[-1]).tolist()
-        summary[f"{name}_log10_ratio"] = log10_ratio(float(norm[0]), float(norm[-1]))
+        norm = per_step_norm(grad).tolist()                     # (T,)
+        record[name] = norm
+        record[f"{name}_ratio"] = relative_to_last_reached(norm)
+        summary[f"{name}_log10_ratio"] = log10_ratio(norm[0], last_reached(norm))
     if u.c is not None:
         c_abs = torch.stack(u.c).detach().abs()                 # (T, B, H); NOAF lets this grow without bound
         record["cell_abs_mean"] = c_abs.mean((1, 2)).tolist()

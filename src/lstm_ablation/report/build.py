@@ -106,10 +106,11 @@ def gradient_section(data_dir: Path, target: Path, meta: dict, runs: pd.DataFram
 
     curves, summaries = (statistics_runs(pd.read_csv(data_dir / name), runs) for name in (GRAD_CURVES_FILE, GRAD_SUMMARY_FILE))
     lines = ["", "## Gradient flow and gates", "",
-             "How much of the loss gradient reaches input step t, relative to the last step "
-             "(|dL/dh_t| / |dL/dh_T|, total derivative through all later steps; dashed: the cell state c), "
+             "How much of the loss gradient reaches input step t, relative to the last step it reaches "
+             "(|dL/dh_t| / |dL/dh_r|, total derivative through all later steps; dashed: the cell state c; r is "
+             "the last step T unless the final steps carry no label, as after associative recall's last query), "
              "on a fixed validation batch, geometric mean over seeds, band = min..max. "
-             "`grad_h_log10_ratio` = log10 |dL/dh_0| / |dL/dh_T| at the end of training: very negative means "
+             "`grad_h_log10_ratio` = log10 |dL/dh_0| / |dL/dh_r| at the end of training: very negative means "
              "early inputs no longer shape learning. Gate columns: mean activation; `gate_f_sat_high`: "
              "fraction of forget-gate values > 0.95.", ""]
     if plots:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..gradient_ratio import last_reached, log10_ratio, relative_to_last_reached
+
 PROBE_FILE = "probes.json"
 RESULT_FILE = "result.json"
 LABELS = ("cell", "task", "seed")
@@ -55,7 +57,19 @@ def each_probe(run_dirs: Iterable[str | Path]):
             continue
         labels = {key: data["labels"][key] for key in LABELS}
         for p in data["probes"]:
-            yield str(run_dir), labels, p
+            yield str(run_dir), labels, with_ratios(p)
+
+
+def with_ratios(p: dict) -> dict:
+    """The probe with its ratios to r, the last step the gradient reaches (gradient_ratio.py). Probes written
+    before r was used divided by the last step's norm; where that was 0 (associative recall) they hold no
+    ratio at all, so it is derived here from the norms, as are the summary's log10 ratios."""
+    for name in ("grad_h", "grad_c"):
+        norm, ratio = p.get(name), p.get(f"{name}_ratio")
+        if norm is not None and (ratio is None or all(v is None for v in ratio)):
+            summary = p["summary"] | {f"{name}_log10_ratio": log10_ratio(norm[0], last_reached(norm))}
+            p = p | {f"{name}_ratio": relative_to_last_reached(norm), "summary": summary}
+    return p
 
 
 def collect_curves(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
@@ -108,7 +122,7 @@ def mean_curves(curves: pd.DataFrame, quantity: str = "grad_h_ratio", step: str 
 def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[str | int] = ("first", "final"),
                        cells: Iterable[str] | None = None, title: str | None = None,
                        colours: dict | None = None, metadata: dict | None = None) -> Path:
-    """One panel per probe step: |dL/dh_t| / |dL/dh_T| (solid) and |dL/dc_t| / |dL/dc_T| (dashed, where the
+    """One panel per probe step: |dL/dh_t| / |dL/dh_r| (solid) and |dL/dc_t| / |dL/dc_r| (dashed, where the
     cell has c) against t on a log axis; lines are geometric means over seeds, bands span min..max."""
     import matplotlib
 
@@ -133,8 +147,9 @@ def plot_gradient_flow(curves: pd.DataFrame, path: str | Path, steps: Iterable[s
         ax.set_title(f"{step} probe (training step {', '.join(str(s) for s in sorted(at))})")
         ax.set_xlabel("t (input step)")
         ax.grid(True, which="major", alpha=0.3)
-    axes[0][0].set_ylabel("gradient norm / its value at the last step")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    axes[0][0].set_ylabel("gradient norm / its value at r,\nthe last step it reaches")
+    if axes[0][-1].get_legend_handles_labels()[0]:  # no curve at all (no probes reached a gradient): no empty box
+        axes[0][-1].legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
