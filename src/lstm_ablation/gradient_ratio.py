@@ -11,17 +11,10 @@ from __future__ import annotations
 import math
 
 
-def last_reached(norm: list[float | None]) -> float | None:
-    """|dL/dh_r|: the last positive norm; None if no step has a gradient."""
-    return next((v for v in reversed(norm) if v is not None and v > 0), None)
-
-
-def relative_to_last_reached(norm: list[float | None]) -> list[float]:
-    """norm_t / norm_r: 1 at r, 0 after it; NaN throughout where no step has a gradient."""
-    ref = last_reached(norm)
-    return [math.nan if v is None or ref is None else v / ref for v in norm]
-
-
-def log10_ratio(first: float | None, last: float | None) -> float:
-    """log10(first / last), NaN unless both are positive."""
-    return math.log10(first / last) if first and last and first > 0 and last > 0 else math.nan
+def ratios_to_last_reached(norm: list[float | None]) -> tuple[list[float], float]:
+    """(norm_t / norm_r for every t, log10(norm_0 / norm_r)): 1 at r and 0 after it; NaN throughout where no
+    step has a gradient, and the log NaN unless norm_0 is positive too."""
+    ref = next((v for v in reversed(norm) if v is not None and v > 0), None)    # |dL/dh_r|
+    ratios = [math.nan if v is None or ref is None else v / ref for v in norm]
+    first = norm[0] if norm else None
+    return ratios, math.log10(first / ref) if ref is not None and first is not None and first > 0 else math.nan

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .baselines import TorchRecurrent
-from .gradient_ratio import last_reached, log10_ratio, relative_to_last_reached
+from .gradient_ratio import ratios_to_last_reached
 from .layer import LSTMLayer
 from .stack import Stack
 
@@ -205,8 +205,7 @@ def layer_record(loss: float, u: Unrolled, grad_h: Tensor, grad_c: Tensor | None
             continue
         norm = per_step_norm(grad).tolist()                     # (T,)
         record[name] = norm
-        record[f"{name}_ratio"] = relative_to_last_reached(norm)
-        summary[f"{name}_log10_ratio"] = log10_ratio(norm[0], last_reached(norm))
+        record[f"{name}_ratio"], summary[f"{name}_log10_ratio"] = ratios_to_last_reached(norm)
     if u.c is not None:
         c_abs = torch.stack(u.c).detach().abs()                 # (T, B, H); NOAF lets this grow without bound
         record["cell_abs_mean"] = c_abs.mean((1, 2)).tolist()

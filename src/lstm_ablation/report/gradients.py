@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..gradient_ratio import last_reached, log10_ratio, relative_to_last_reached
+from ..gradient_ratio import ratios_to_last_reached
 
 PROBE_FILE = "probes.json"
 RESULT_FILE = "result.json"
@@ -67,8 +67,8 @@ def with_ratios(p: dict) -> dict:
     for name in ("grad_h", "grad_c"):
         norm, ratio = p.get(name), p.get(f"{name}_ratio")
         if norm is not None and (ratio is None or all(v is None for v in ratio)):
-            summary = p["summary"] | {f"{name}_log10_ratio": log10_ratio(norm[0], last_reached(norm))}
-            p = p | {f"{name}_ratio": relative_to_last_reached(norm), "summary": summary}
+            ratio, log10 = ratios_to_last_reached(norm)
+            p = p | {f"{name}_ratio": ratio, "summary": p["summary"] | {f"{name}_log10_ratio": log10}}
     return p
 
 
