@@ -2,6 +2,7 @@
 
     python sweeps/carry.py pack /work/s19/reber_tuned/continual_reber_stream/vanilla ...
     python sweeps/carry.py restore            # every packed sweep (and the queue) back below the work root
+    python sweeps/carry.py land /work/s19/mqar_tuned reports/associative_recall   # a study whose report is built
 
 `pack` copies into sweeps/<path below the work root> what resuming needs: the sweep's multirun.yaml and
 optuna.db, and per job result.json, metrics.csv, stream.json and .hydra/, plus probes.json of
@@ -10,18 +11,23 @@ behind, so a job that was cut runs again from its start (only its record is pack
 job with no record (still running, or killed) is left out and runs again. `restore` puts each sweep back at the same
 absolute path (the storage records its job dirs by path); then the sweep's command with
 resume=<dir> goes on. `pack` also keeps the work root's queue/ (worker.sh's command files); `restore`
-puts it back with worker.sh. Work root: $WORK_ROOT, default /work/s19.
+puts it back with worker.sh. `land` ends a study's stay here once its report is built from the live sweeps:
+each sweep packed into <report>/runs/<sweep name> (the report's raw records), its items out of the packed
+queue, and the study dir moved from the work root to $LANDED_ROOT (default /work/landed), so that stop.sh
+does not pack it again. Work root: $WORK_ROOT, default /work/s19.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
 HERE = Path(os.environ.get("SWEEPS_DIR", Path(__file__).resolve().parent))   # where packed sweeps live (tests: a tmp dir)
 ROOT = Path(os.environ.get("WORK_ROOT", "/work/s19"))
+LANDED = Path(os.environ.get("LANDED_ROOT", ROOT.parent / "landed"))
 SWEEP_FILES = ("multirun.yaml", "optuna.db")
 JOB_FILES = ("result.json", "metrics.csv", "stream.json")
 
@@ -79,6 +85,54 @@ def pack_queue() -> None:
     print(f"packed the queue: {len(items)} items ({', '.join(p.name for p in items) or 'none'})")
 
 
+def sweep_of(item: Path) -> Path | None:
+    """The sweep dir a queue item runs (its hydra.sweep.dir=)."""
+    found = re.search(r"hydra\.sweep\.dir=(\S+)", item.read_text())
+    return Path(found.group(1)).resolve() if found else None
+
+
+def land(study: Path, report: Path) -> None:
+    study, report = study.resolve(), report.resolve()
+    if ROOT not in study.parents or not study.is_dir():
+        refuse(f"{study}: expected a study dir below {ROOT} (set WORK_ROOT)")
+    sweeps = sorted(p.parent for p in study.rglob("multirun.yaml") if ".submitit" not in p.parts)
+    if not sweeps:
+        refuse(f"{study}: holds no sweep (no multirun.yaml below it); expected the study dir of finished sweeps")
+    try:
+        sources = {Path(s).resolve() for s in json.loads((report / "report.json").read_text())["sources"]}
+    except (OSError, ValueError, KeyError):
+        refuse(f"{report}: no report.json with sources; build the report from the live sweeps first (lstm-ablate-report)")
+    if missing := [s for s in sweeps if s not in sources]:
+        refuse(f"{missing[0]}: not among {report.name}'s sources; expected a report built from every sweep of {study}")
+    for folder in ("queue", "running"):
+        for item in sorted((ROOT / folder).glob("*")):
+            if item.is_file() and sweep_of(item) in sweeps:
+                refuse(f"{item}: still {'queued' if folder == 'queue' else 'running'}; land a study once its sweeps have ended")
+    runs = [report / "runs" / s.name for s in sweeps]
+    if len(set(runs)) != len(runs):
+        refuse(f"{study}: two sweeps share a name ({', '.join(s.name for s in sweeps)}); expected one runs/<name> per sweep")
+    if taken := [r for r in runs if r.exists()]:
+        refuse(f"{taken[0]}: already exists; expected one new runs/<name> per sweep")
+    if (LANDED / study.relative_to(ROOT)).exists():
+        refuse(f"{LANDED / study.relative_to(ROOT)}: already exists; expected the study to land once")
+    for sweep, dest in zip(sweeps, runs):
+        pack(sweep)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(HERE / sweep.relative_to(ROOT), dest)
+        print(f"landed {sweep} -> {dest}")
+    for item in sorted((HERE / "queue").glob("*")):
+        if sweep_of(item) in sweeps:
+            item.unlink()
+            print(f"removed {item} from the packed queue")
+    folders = {parent for sweep in sweeps for parent in (HERE / sweep.relative_to(ROOT)).parents}
+    for leftover in sorted(folders, key=lambda p: -len(p.parts)):
+        if HERE in leftover.parents and leftover.is_dir() and not any(leftover.rglob("*")):
+            leftover.rmdir()  # the packed study's folders, now empty
+    (LANDED / study.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(study, LANDED / study.relative_to(ROOT))
+    print(f"moved {study} -> {LANDED / study.relative_to(ROOT)}; commit {report.name}/runs and sweeps/")
+
+
 def restore() -> None:
     for packed in sorted(p.parent for p in HERE.rglob("multirun.yaml")):
         dest = ROOT / packed.relative_to(HERE)
@@ -93,11 +147,14 @@ def restore() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in ("pack", "restore") or (sys.argv[1] == "pack" and len(sys.argv) < 3):
-        refuse("usage: carry.py pack SWEEP_DIR... | carry.py restore")
+    usage = {"pack": lambda n: n >= 3, "restore": lambda n: n == 2, "land": lambda n: n == 4}
+    if len(sys.argv) < 2 or sys.argv[1] not in usage or not usage[sys.argv[1]](len(sys.argv)):
+        refuse("usage: carry.py pack SWEEP_DIR... | carry.py restore | carry.py land STUDY_DIR REPORT_DIR")
     if sys.argv[1] == "pack":
         for path in sys.argv[2:]:
             pack(Path(path))
         pack_queue()
+    elif sys.argv[1] == "land":
+        land(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
         restore()

@@ -72,3 +72,48 @@ def test_pack_refuses_a_dir_that_is_not_a_sweep_below_the_work_root(tmp_path: Pa
     done = subprocess.run([sys.executable, str(CARRY), "pack", str(tmp_path / "elsewhere")], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "expected a sweep dir (with multirun.yaml) below" in done.stderr
     assert not (tmp_path / "packed").exists()
+
+
+def test_land_moves_a_built_study_into_its_report_and_out_of_the_queue_and_work_root(tmp_path: Path) -> None:
+    root, packed, landed = tmp_path / "s19", tmp_path / "repo_sweeps", tmp_path / "landed"
+    sweeps = [root / "mqar" / "recall" / cell for cell in ("vanilla", "rnn")]
+    for sweep in sweeps:
+        sweep.mkdir(parents=True)
+        (sweep / "multirun.yaml").write_text("hydra: {}\n")
+        job(sweep, f"confirm-{sweep.name}-c0-s1", "completed")
+    other = root / "listops" / "vanilla"
+    other.mkdir(parents=True)
+    (root / "queue").mkdir()
+    (root / "running").mkdir()
+    (packed / "queue").mkdir(parents=True)
+    (packed / "queue" / "102-mqar-rnn").write_text(f"exec lstm-ablate -m hydra.sweep.dir={sweeps[1]} resume={sweeps[1]}\n")
+    (packed / "queue" / "104-listops").write_text(f"exec lstm-ablate -m hydra.sweep.dir={other}\n")
+    report = tmp_path / "reports" / "associative_recall"
+    report.mkdir(parents=True)
+    (report / "report.json").write_text(json.dumps({"sources": [str(s) for s in sweeps]}))
+    env = {**os.environ, "WORK_ROOT": str(root), "SWEEPS_DIR": str(packed), "LANDED_ROOT": str(landed)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(CARRY), "land", *args], env=env, capture_output=True, text=True)
+
+    # refused, with nothing moved, while one of its sweeps is still running
+    (root / "running" / "102-mqar-rnn.B").write_text(f"exec lstm-ablate -m hydra.sweep.dir={sweeps[1]}\n")
+    done = run(str(root / "mqar"), str(report))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "still running" in done.stderr
+    assert all(s.is_dir() for s in sweeps) and not (report / "runs").exists()
+    (root / "running" / "102-mqar-rnn.B").unlink()
+
+    done = run(str(root / "mqar"), str(report))
+    assert done.returncode == 0, done.stderr
+    for sweep in sweeps:
+        assert json.loads((report / "runs" / sweep.name / f"confirm-{sweep.name}-c0-s1" / "result.json").read_text())["status"] == "completed"
+        assert not (report / "runs" / sweep.name / f"confirm-{sweep.name}-c0-s1" / "checkpoints").exists()
+    assert not (packed / "mqar").exists() and not (root / "mqar").exists() and (landed / "mqar" / "recall" / "rnn").is_dir()
+    assert sorted(p.name for p in (packed / "queue").iterdir()) == ["104-listops"]
+
+    # a report built from other sweeps is refused
+    again = run(str(other.parent), str(report))
+    assert again.returncode == 2 and "no sweep" in again.stderr
+    (other / "multirun.yaml").write_text("hydra: {}\n")
+    again = run(str(other.parent), str(report))
+    assert again.returncode == 2 and "not among associative_recall's sources" in again.stderr and other.is_dir()
