@@ -508,6 +508,36 @@ def test_a_trial_whose_sweeper_died_runs_again_in_place_unless_its_job_finished(
     assert (job_dir / "checkpoints" / "last.ckpt").read_bytes() == b"the job's progress"  # kept to resume from
 
 
+def cut_trial(study, job_dir: Path, slot, overrides: list[str]):
+    """A trial left RUNNING by a sweeper that died mid-job (its worker's pid is not running here)."""
+    trial = study.ask()
+    for key, value in (("job_dir", str(job_dir)), ("slot", slot), ("overrides", overrides),
+                       ("worker", f"{socket.gethostname()}:{2**22 + 12345}")):
+        trial.set_user_attr(key, value)
+    return trial
+
+
+def test_a_resumed_sweep_fills_the_room_beside_its_cut_job(tmp_path):
+    """With n_jobs = 2 and one job cut, the first launch after a resume runs the cut job again and one new
+    job beside it, in both stages (it used to run the cut job alone, leaving a slot idle for a whole job)."""
+    from lstm_ablation.tune import plan
+
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    point = Point(["cell=vanilla"], ["cell=vanilla"], "vanilla", 0, {"optim.lr": lr}, [1, 2, 3],
+                  studies={"tune": optuna.create_study(), "confirm": optuna.create_study()})
+    cut = cut_trial(point.studies["tune"], tmp_path / "tune-vanilla-t0", 0, ["cell=vanilla", "tune.trial=0"])
+    jobs, done = plan(point, 2, 3, tmp_path)
+    assert not done and [j.trial.number for j in jobs] == [cut.number, cut.number + 1]
+    assert jobs[0].overrides == ["cell=vanilla", "tune.trial=0"] and jobs[1].slot == 1  # the cut one in place; a new slot
+    assert len(plan(point, 2, 3, tmp_path)[0]) == 1  # one trial left to ask: the room is not overfilled
+    for t in point.studies["tune"].get_trials(deepcopy=False):
+        point.studies["tune"].tell(t.number, 0.1 * (t.number + 1))
+    cut = cut_trial(point.studies["confirm"], tmp_path / "confirm-vanilla-c0-s1", 1, ["cell=vanilla", "seed=1", "tune.trial=0"])
+    jobs, done = plan(point, 2, 3, tmp_path)
+    assert not done and [j.slot for j in jobs] == [1, 2] and jobs[0].trial.number == cut.number
+    assert "tune.trial=0" in jobs[1].overrides  # the new seed runs the confirmed trial too
+
+
 def test_a_trial_asked_before_overrides_were_stored_is_asked_again(tmp_path):
     """A sweep begun by an older version stored no overrides: its interrupted trial is marked failed,
     its dir removed, and its parameters asked again as a new trial (the former behaviour)."""

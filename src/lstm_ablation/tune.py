@@ -369,13 +369,13 @@ class Heartbeat:
 def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[Job], bool]:
     """Up to `room` new jobs of this point, and whether the point is done (both stages finished)."""
     tune_study, confirm_study = point.studies["tune"], point.studies["confirm"]
-    again = reap(tune_study, room)
-    if again:
-        return [rerun(point, "tune", tune_study, t) for t in again], False
+    # an interrupted trial runs again first; the room it leaves goes to new trials of the same stage, so a
+    # resumed sweep with n_jobs > 1 does not run its one cut job alone
+    again = [rerun(point, "tune", tune_study, t) for t in reap(tune_study, room)]
     live = [t for t in tune_study.get_trials(deepcopy=False) if not abandoned(t)]
     need = n_trials - sum(t.state.name != "WAITING" for t in live)  # ask() runs a waiting (re-asked) trial first
-    if need > 0:
-        return ask(point, "tune", tune_study, min(room, need), list(range(n_trials)), sweep_dir), False
+    if again or need > 0:
+        return again + ask(point, "tune", tune_study, min(room - len(again), need), list(range(n_trials)), sweep_dir), False
     if not all(finished(t) for t in live):
         return [], False  # another worker's trials are still running: stage 2 waits for the best of all
     if not any(t.state.name == "COMPLETE" for t in live):
@@ -383,29 +383,25 @@ def plan(point: Point, room: int, n_trials: int, sweep_dir: Path) -> tuple[list[
         return [], True
     if point.top_k:
         rescore_study = point.studies["rescore"]
-        again = reap(rescore_study, room)
-        if again:
-            return [rerun(point, "rescore", rescore_study, t) for t in again], False
+        again = [rerun(point, "rescore", rescore_study, t) for t in reap(rescore_study, room)]
         pool = [f"t{t.number}-s{s}" for t in candidates(point) for s in point.rescore_seeds]
         live = [t for t in rescore_study.get_trials(deepcopy=False) if not abandoned(t)]
         need = len(pool) - sum(t.state.name != "WAITING" for t in live)
-        if need > 0:
-            return ask(point, "rescore", rescore_study, min(room, need), pool, sweep_dir), False
+        if again or need > 0:
+            return again + ask(point, "rescore", rescore_study, min(room - len(again), need), pool, sweep_dir), False
         if not all(finished(t) for t in live):
             return [], False  # the confirmation waits for every candidate's runs
-    again = reap(confirm_study, room)
-    if again:
-        return [rerun(point, "confirm", confirm_study, t) for t in again], False
+    again = [rerun(point, "confirm", confirm_study, t) for t in reap(confirm_study, room)]
     live = [t for t in confirm_study.get_trials(deepcopy=False) if not abandoned(t)]
     pick = chosen(point).number
     if other := sorted({source(t) for t in live} - {pick, None}):
         # a sweep confirmed before it was re-scored, and the re-score picks another trial: its seeds stay the
         # confirmed trial's (never two trials' seeds in one cell); the pick is reported for a check of its own
         point.unconfirmed_pick = (other[0], pick)
-        return [], True
+        return again, not again  # a cut run of the confirmed trial still finishes first
     need = len(point.confirm_seeds) - sum(t.state.name != "WAITING" for t in live)
-    if need > 0:
-        return ask(point, "confirm", confirm_study, min(room, need), point.confirm_seeds, sweep_dir), False
+    if again or need > 0:
+        return again + ask(point, "confirm", confirm_study, min(room - len(again), need), point.confirm_seeds, sweep_dir), False
     return [], all(finished(t) for t in live)
 
 
@@ -497,6 +493,8 @@ def suggest(trial, name: str, d) -> Any:
 def ask(point: Point, stage: str, study, n: int, pool: list, sweep_dir: Path) -> list[Job]:
     from optuna.trial import TrialState
 
+    if n <= 0:  # no room left beside the trials run again
+        return []
     asked = []
     for _ in range(n):
         trial = study.ask()
