@@ -2,6 +2,7 @@
 a crashed job resumed to the very numbers of an uninterrupted one, a corrupt checkpoint refused."""
 import logging
 
+import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -57,6 +58,11 @@ def test_crashed_job_keeps_its_metrics_and_resumes_to_the_same_numbers(make_cfg,
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == 6 and resumed["steps"] == 12
     # same batches, same Adam state, same best-so-far: exactly the numbers of the uninterrupted job
     assert resumed["metrics"] == uninterrupted[1]["metrics"]
+    # and the whole curve: the rows logged before step 6 kept (Lightning's logger would delete them), those
+    # from step 6 on trained again and logged once
+    curve, straight = (pd.read_csv(d / "metrics.csv") for d in (tmp_path, uninterrupted[0]))
+    assert curve.step.min() < 6 and curve.step.is_monotonic_increasing
+    pd.testing.assert_frame_equal(curve, straight[curve.columns], check_exact=False, rtol=1e-6)
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["best.ckpt"]  # checkpoint.keep=best
     # the job's cost counts both attempts (the reports' CPU-hours); a fresh job has no earlier attempt
     assert resumed["earlier_attempts_s"] == crashed["duration_s"] > 0

@@ -3,11 +3,14 @@
 - ResumableBatches: the shuffled batch order is a function of (seed, position in the stream), so a
   job resumed at step s draws exactly the batches an uninterrupted job draws from step s on.
 - RNGState: the global torch and Python RNG states travel in the checkpoint (dropout, anything random).
+- keep_earlier_curve: the rows of metrics.csv logged before the resume stay in it.
 - SignalGuard (signals.py, which needs no torch): SIGTERM and SIGINT become JobInterrupted, so the job
   writes an `interrupted` record with the steps it reached instead of vanishing.
 """
 from __future__ import annotations
 
+import csv
+import os
 import random
 from pathlib import Path
 from typing import Iterator
@@ -60,3 +63,26 @@ def wandb_run_id(run_dir: Path) -> str | None:
     """The id of the W&B run a previous attempt of this job started (its run folder ends in the id)."""
     runs = sorted(Path(run_dir, "wandb").glob("*run-*-*"), key=lambda p: p.name.split("-")[-2])
     return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def keep_earlier_curve(csv_logger, step: int) -> None:
+    """Keep in metrics.csv the rows an earlier attempt logged before `step`, where the job resumes (later
+    ones are trained again). Lightning's CSV writer deletes metrics.csv when it opens a folder that is not
+    empty, which a resumed job's always is: without this a resumed run's curve starts at the resume."""
+    path = Path(csv_logger.log_dir) / "metrics.csv"
+    keys, rows = [], []
+    if path.is_file():
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [row for row in reader if row.get("step") and int(row["step"]) < step]
+    writer = csv_logger.experiment  # opening it deletes the file
+    if not rows:
+        return
+    writer.metrics_keys = sorted(keys)  # its later rows are appended under this header (or rewritten with more keys)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=writer.metrics_keys)
+        out.writeheader()
+        out.writerows(rows)
+    os.replace(tmp, path)

@@ -174,7 +174,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
     from .model import Diverged, SequenceModel, batch_loader
     from .param_match import matched_hidden_size
     from .probe_callback import GradientProbe
-    from .resume import RNGState, resumable_loader, wandb_run_id
+    from .resume import RNGState, keep_earlier_curve, resumable_loader, wandb_run_id
     from .solved_stop import StopWhenSolved
     from .streams import StreamRecorder, stream_loaders
     from .tasks import build_task
@@ -224,6 +224,8 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None = None, trial_storag
             run.summary.update({"params": record["params"], "baseline": task.baseline})
 
         loggers = [CSVLogger(save_dir=run_dir, name="", version="")]  # run_dir/metrics.csv: per-step curves
+        if checkpoint and rank_zero:
+            keep_earlier_curve(loggers[0], checkpoint["global_step"])
         if run is not None:
             loggers.append(WandbLogger(experiment=run))
         # Gradient flow and gate statistics on a fixed slice of the validation split (never trained on).
