@@ -57,7 +57,8 @@ def kept(job: Path) -> list[Path]:
     return files + sorted(p for p in (job / ".hydra").glob("*") if p.is_file())
 
 
-def pack(sweep: Path) -> None:
+def pack(sweep: Path) -> Path:
+    """Returns where it was packed."""
     sweep = sweep.resolve()
     if ROOT not in sweep.parents or not (sweep / "multirun.yaml").is_file():
         refuse(f"{sweep}: expected a sweep dir (with multirun.yaml) below {ROOT} (set WORK_ROOT)")
@@ -73,6 +74,7 @@ def pack(sweep: Path) -> None:
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
     print(f"packed {sweep} -> {dest}: {final} finished jobs, {states.count('interrupted')} cut, "
           f"{states.count(None)} without a record left out; {size:.1f} MB")
+    return dest
 
 
 def pack_queue() -> None:
@@ -113,24 +115,26 @@ def land(study: Path, report: Path) -> None:
         refuse(f"{study}: two sweeps share a name ({', '.join(s.name for s in sweeps)}); expected one runs/<name> per sweep")
     if taken := [r for r in runs if r.exists()]:
         refuse(f"{taken[0]}: already exists; expected one new runs/<name> per sweep")
-    if (LANDED / study.relative_to(ROOT)).exists():
-        refuse(f"{LANDED / study.relative_to(ROOT)}: already exists; expected the study to land once")
+    landed = LANDED / study.relative_to(ROOT)
+    if landed.exists():
+        refuse(f"{landed}: already exists; expected the study to land once")
+    packed = []
     for sweep, dest in zip(sweeps, runs):
-        pack(sweep)
+        packed.append(pack(sweep))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(HERE / sweep.relative_to(ROOT), dest)
+        shutil.move(packed[-1], dest)
         print(f"landed {sweep} -> {dest}")
     for item in sorted((HERE / "queue").glob("*")):
         if sweep_of(item) in sweeps:
             item.unlink()
             print(f"removed {item} from the packed queue")
-    folders = {parent for sweep in sweeps for parent in (HERE / sweep.relative_to(ROOT)).parents}
+    folders = {parent for folder in packed for parent in folder.parents}
     for leftover in sorted(folders, key=lambda p: -len(p.parts)):
         if HERE in leftover.parents and leftover.is_dir() and not any(leftover.rglob("*")):
             leftover.rmdir()  # the packed study's folders, now empty
-    (LANDED / study.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(study, LANDED / study.relative_to(ROOT))
-    print(f"moved {study} -> {LANDED / study.relative_to(ROOT)}; commit {report.name}/runs and sweeps/")
+    landed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(study, landed)
+    print(f"moved {study} -> {landed}; commit {report.name}/runs and sweeps/")
 
 
 def restore() -> None:
