@@ -17,13 +17,16 @@ CHANGES = {"vanilla": ("V", "reference cell"), "no_forget_gate": ("NFG", "f = 1"
 
 def make_run(sweep: Path, num: int, cell: str, seed: int, value: float | None, status: str = "completed",
              task: str = "adding", metric: str = "loss", higher: bool = False, baseline: float = 1 / 6,
-             threshold: float = 0.01, curve: list[tuple[int, float]] | None = None, seq_len: int = 10) -> Path:
+             threshold: float = 0.01, curve: list[tuple[int, float]] | None = None, seq_len: int = 10,
+             val_every: int | None = None) -> Path:
     """One job dir as train.py leaves it: result.json (+ metrics.csv and .hydra/config.yaml)."""
     job = sweep / f"{num}-{cell}-s{seed}"
     (job / ".hydra").mkdir(parents=True)
     short, change = CHANGES.get(cell, (cell.upper(), f"changes {cell}"))
     config = {"cell": {"name": cell, "short": short, "change": change}, "task": {"name": task, "seq_len": seq_len, "data_seed": seed},
               "seed": seed, "model": {"hidden_size": 8}, "optim": {"lr": 0.01, "batch_size": 4}}
+    if val_every is not None:
+        config["trainer"] = {"val_check_interval": val_every}
     (job / ".hydra" / "config.yaml").write_text(
         f"cell:\n  name: {cell}\n  short: {short}\ntask:\n  name: {task}\n  seq_len: {seq_len}\nseed: {seed}\n")
     metrics = {} if value is None or status != "completed" else {f"test/{metric}": value, f"val/{metric}_best": value}
@@ -289,6 +292,43 @@ def test_summary_on_a_fixed_table(tmp_path: Path) -> None:
     readme = (write_report([s], tmp_path / "rep", plots=False) / "README.md").read_text()
     assert "Holm over 2 variant(s)): 4 vs 3 seeds: 0.057 (0.11 after Holm); 2 vs 3 seeds: 0.2 (0.4 after Holm)." in readme
     assert "| ≈ (n.s.; too few seeds) |" in readme and '"n.s." here means too few seeds' in readme
+
+
+def test_a_curve_that_lost_its_beginning_is_left_out_of_steps_to_threshold(tmp_path: Path) -> None:
+    """A run resumed by code that deleted its earlier log starts its curve late: it may have reached the
+    threshold in the lost part, so it is counted apart (curves_cut), not as reached late or not reached."""
+    from lstm_ablation.report.collect import collect_local
+    from lstm_ablation.report.stats import summarize
+
+    s = tmp_path / "s"
+    whole = [(9, 0.5), (19, 0.005), (29, 0.004)]          # validation every 10 steps, first logged at step 9
+    make_run(s, 0, "vanilla", 0, 0.004, curve=whole, val_every=10)
+    make_run(s, 1, "vanilla", 1, 0.004, curve=[(9, 0.5), (19, 0.5), (29, 0.006)], val_every=10)
+    make_run(s, 2, "vanilla", 2, 0.004, curve=[(39, 0.005), (49, 0.004)], val_every=10)   # resumed at 30
+    make_run(s, 3, "vanilla", 3, 0.5, curve=[(19, 0.5), (29, 0.5)], val_every=10)          # resumed at 10: also lost
+    collection = collect_local([s])
+    row = summarize(collection.runs, collection.curves).set_index("cell").loc["vanilla"]
+    # seeds 0 and 1 count (steps 19 and 29); seeds 2 and 3 would have given 39 and "not reached"
+    assert row[["completed", "reached", "steps_to_threshold", "curves_cut"]].tolist() == [4, 2, 24, 2]
+    out = write_report([s], tmp_path / "r", plots=False)
+    text = (out / "README.md").read_text()
+    assert "2 of 4 runs lost the beginning of their validation curve" in text
+    assert "`vanilla` s2 from step 39, `vanilla` s3 from step 19" in text
+
+
+def test_a_curve_starting_at_its_first_validation_is_whole(tmp_path: Path) -> None:
+    """No interval recorded, or a float one (a fraction of an epoch), or a first point one interval in: not cut."""
+    from lstm_ablation.report.collect import collect_local
+    from lstm_ablation.report.stats import curves_cut
+
+    s = tmp_path / "s"
+    make_run(s, 0, "vanilla", 0, 0.004, curve=[(99, 0.5), (199, 0.004)], val_every=100)
+    make_run(s, 1, "vanilla", 1, 0.004, curve=[(500, 0.5)])
+    make_run(s, 2, "vanilla", 2, 0.004, curve=[(500, 0.5)], val_every=1.0)
+    make_run(s, 3, "vanilla", 3, 0.004, curve=[(199, 0.5)], val_every=100)
+    collection = collect_local([s])
+    runs = collection.runs
+    assert curves_cut(runs, collection.curves) == set(runs.loc[runs["seed"] == 3, "run"])
 
 
 def test_higher_is_better_and_other_reference(tmp_path: Path) -> None:

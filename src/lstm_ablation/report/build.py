@@ -80,7 +80,7 @@ def derive(data_dir: Path, target: Path, plots: bool = True) -> None:
     if plots and meta.get("plots", True):
         from .plots import draw_all
         images = draw_all(runs, curves, summary, meta, target)
-    text = render.readme(meta, summary, runs, images, expectations, cost=literature.compute(every_run))
+    text = render.readme(meta, summary, runs, curves, images, expectations, cost=literature.compute(every_run))
     if trials is not None:
         text = tuning.mark(text, trials, runs, list(summary["task_label"].unique()))
         text += tuning.section(trials, target, meta["reference"], plots and meta.get("plots", True), confirm=runs)

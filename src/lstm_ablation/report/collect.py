@@ -68,6 +68,8 @@ def record_row(record: dict, run: str, sweep: str, finished: str | None) -> dict
     }
     if record.get("device"):  # where it trained (records from before 2026-12 lack it): a column only where recorded
         row["device"] = record["device"]
+    if record.get("resumed_from_step"):  # restarted from a checkpoint: a column only where some run was
+        row["resumed_from_step"] = record["resumed_from_step"]
     if record.get("stopped_early"):  # stop_when_solved ended it: a column only where some run stopped
         row["stopped_at_step"] = record.get("stopped_at_step")
     row.update({f"metrics.{k}": v for k, v in metrics.items()})

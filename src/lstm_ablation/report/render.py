@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import literature
 from .collect import MISSING
-from .stats import TOO_SMALL, mixed_settings
+from .stats import TOO_SMALL, curves_cut, mixed_settings
 
 DASH = "–"
 ALL_TASKS = "__all__"  # key of the cross-task plots among the images passed to readme()
@@ -70,12 +70,6 @@ def solve_cell(row) -> str:
     return f"{row['solve_rate']:.0%} ({int(row['solved'])}/{trained})"
 
 
-def steps_cell(row) -> str:
-    if not row["reached"]:
-        return DASH
-    return f"{fmt_int(row['steps_to_threshold'])} ({int(row['reached'])}/{int(row['completed'])})"
-
-
 def mean_std(row) -> str:
     if pd.isna(row["mean"]):
         return DASH
@@ -129,6 +123,19 @@ def stopped_line(runs: pd.DataFrame) -> str | None:
             "not after the full budget: compare solve rates and steps to threshold, not final values.")
 
 
+def cut_line(runs: pd.DataFrame, curves: pd.DataFrame) -> str | None:
+    """Which runs of a task lost the beginning of their curve (stats.curves_cut); None when none did."""
+    lost = runs[runs["run"].isin(curves_cut(runs, curves))]
+    if lost.empty:
+        return None
+    first_logged = curves.groupby("run")["step"].min()
+    which = ", ".join(f"`{r['cell']}` s{fmt_int(r['seed'])} from step {fmt_int(first_logged[r['run']])}" for _, r in lost.iterrows())
+    return (f"{len(lost)} of {len(runs)} runs lost the beginning of their validation curve (resumed from a checkpoint by "
+            f"code that deleted the rows logged before it): {which}. Their test values are those of whole runs, but the "
+            "step at which they first reached the threshold is unknown: `summary.csv` leaves them out of "
+            "steps_to_threshold and counts them in curves_cut.")
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     def line(cells):
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
@@ -136,7 +143,7 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: dict[str, str],
-                  expectations: pd.DataFrame, alpha: float, stopped: str | None = None) -> str:
+                  expectations: pd.DataFrame, alpha: float, notes: list[str] = ()) -> str:
     """The compact main table (the rest of the numbers are in summary.csv) and the literature beside it."""
     first = table.iloc[0]
     metric = first["metric"] or "?"
@@ -157,7 +164,7 @@ def task_markdown(task_label: str, table: pd.DataFrame, reference: str, plots: d
         f"Headline: test {metric} ({direction(first)}) of the weights with the lowest validation loss (the checkpoint each run keeps). "
         f"Memoryless baseline: **{fmt(first['baseline'])}**. Solved: {solved_rule}.", "",
         markdown_table(header, rows), "",
-        *([stopped, ""] if stopped else []),
+        *[part for note in notes for part in (note, "")],
         min_p_line(table, alpha), "",
     ]
     mine = expectations[expectations["task_label"] == task_label]
@@ -180,7 +187,7 @@ def launch_lines(meta: dict) -> list[str]:
             "with a sweep, or re-scores it in place):", *[f"  - `{c}`" for c in commands]]
 
 
-def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[str, dict[str, str]],
+def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, plots: dict[str, dict[str, str]],
            expectations: pd.DataFrame | None = None, *, cost: str) -> str:
     """The report's README.md; `cost`: what every run of the study took (stage 1 of a tuned sweep
     included, which `runs` leaves out), literature.compute's line."""
@@ -214,8 +221,9 @@ def readme(meta: dict, summary: pd.DataFrame, runs: pd.DataFrame, plots: dict[st
     if mixed:  # before the tables: a reader must see that some "seeds" are not replicates
         lines += ["**Warnings**", "", *[f"- {line}" for line in mixed], ""]
     for task_label, table in summary.groupby("task_label", sort=True):
-        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {}), expectations, meta["alpha"],
-                                   stopped_line(runs[runs["task_label"] == task_label])))
+        task_runs = runs[runs["task_label"] == task_label]
+        notes = [line for line in (stopped_line(task_runs), cut_line(task_runs, curves)) if line]
+        lines.append(task_markdown(task_label, table, meta["reference"], plots.get(task_label, {}), expectations, meta["alpha"], notes))
     if ALL_TASKS in plots:
         lines += ["## Difference from the reference, all tasks", "",
                   "Colour: how much worse than the reference (difference of medians, signed so that positive is worse), as a "

@@ -28,6 +28,7 @@ SUMMARY_COLUMNS = [
     "task_label", "rank", "cell", "short", "change", "metric", "higher_is_better", "baseline", "solved_threshold",
     "launched", "completed", "diverged", "failed", "missing",
     "mean", "std", "median", "ci95_low", "ci95_high", "solved", "solve_rate", "reached", "steps_to_threshold",
+    "curves_cut",
     "params", "params_recurrent", "hidden_size", "reference", "diff", "diff_ci95_low", "diff_ci95_high", "diff_mean",
     "effect_size", "p_value", "p_holm", "p_fisher", "p_fisher_holm", "p_welch", "p_min", "p_min_holm",
     "significant", "note",
@@ -160,12 +161,29 @@ def steps_to_threshold(curves: pd.DataFrame, threshold: float, higher_is_better:
     return hit.groupby("run")["step"].min().astype(float).to_dict()
 
 
+def curves_cut(runs: pd.DataFrame, curves: pd.DataFrame) -> set[str]:
+    """Runs whose validation curve starts more than one interval late: its beginning is lost. (Code before
+    6981af5 let Lightning's CSV writer delete the rows logged before a resume.) Such a run's first step at
+    the threshold is unknown, since it may have been reached in the lost part."""
+    first_logged = curves.groupby("run")["step"].min()
+    every = pd.to_numeric(runs.get("config.trainer.val_check_interval", pd.Series(math.nan, index=runs.index)),
+                          errors="coerce")
+    cut = set()
+    for run, interval in zip(runs["run"], every):
+        # an interval in steps (Lightning reads a float <= 1 as a fraction of an epoch); the first point is
+        # logged at step interval - 1, the next at 2 * interval - 1
+        if interval >= 2 and first_logged.get(run, -math.inf) >= 2 * interval - 1:
+            cut.add(run)
+    return cut
+
+
 def first_valid(series: pd.Series):
     series = series.dropna()
     return series.iloc[0] if len(series) else None
 
 
-def group_row(task_label: str, cell: str, runs: pd.DataFrame, first_step: dict[str, float]) -> dict:
+def group_row(task_label: str, cell: str, runs: pd.DataFrame, first_step: dict[str, float], cut: set[str] = frozenset()) -> dict:
+    """`cut`: runs whose curve before a resume is lost (curves_cut): left out of steps to threshold, and counted."""
     status = runs["status"]
     done = runs[(status == "completed") & runs["value"].notna()]
     values = done["value"].to_numpy(dtype=float)
@@ -173,7 +191,8 @@ def group_row(task_label: str, cell: str, runs: pd.DataFrame, first_step: dict[s
     threshold = first_valid(runs["solved_threshold"])
     trained = runs[status.isin(["completed", "diverged"])]  # diverged seeds are unsolved, not ignored
     n_solved = int(solved(trained["value"], threshold, higher).sum()) if threshold is not None else 0
-    reached = [first_step[r] for r in done["run"] if r in first_step]
+    whole = [r for r in done["run"] if r not in cut]
+    reached = [first_step[r] for r in whole if r in first_step]
     low, high = median_interval(values)
     return {
         "task_label": task_label, "cell": cell, "short": first_valid(runs["short"]), "change": first_valid(runs["change"]),
@@ -188,6 +207,7 @@ def group_row(task_label: str, cell: str, runs: pd.DataFrame, first_step: dict[s
         "ci95_low": low, "ci95_high": high,
         "solved": n_solved, "solve_rate": n_solved / len(trained) if threshold is not None and len(trained) else math.nan,
         "reached": len(reached), "steps_to_threshold": float(np.median(reached)) if reached else math.nan,
+        "curves_cut": len(done) - len(whole),
         "params": first_valid(runs["params"]), "params_recurrent": first_valid(runs["params_recurrent"]),
         "hidden_size": first_valid(runs["hidden_size"]) if "hidden_size" in runs else None,
     }
@@ -281,11 +301,12 @@ def summarize(runs: pd.DataFrame, curves: pd.DataFrame, reference: str = "vanill
         higher = bool(first_valid(task_runs["higher_is_better"]))
         task_curves = curves[curves["run"].isin(task_runs["run"])]
         first_step = steps_to_threshold(task_curves, threshold, higher)
+        cut = curves_cut(task_runs, task_curves)
         rows, values = [], {}
         # Some baselines depend on the generated data (a majority class): average over the task's runs.
         baseline = task_runs["baseline"].astype(float).mean()
         for cell, cell_runs in task_runs.groupby("cell", sort=True):
-            rows.append({**group_row(task_label, cell, cell_runs, first_step), "baseline": baseline})
+            rows.append({**group_row(task_label, cell, cell_runs, first_step, cut), "baseline": baseline})
             done = cell_runs[(cell_runs["status"] == "completed") & cell_runs["value"].notna()]
             values[cell] = done["value"].to_numpy(dtype=float)
         table = compare_to_reference(pd.DataFrame(rows), values, reference, alpha)
