@@ -19,7 +19,7 @@ for item in "$root"/done/* "$root"/running/*; do
   # cut by this stop (rc 143, or no end logged yet) goes back; one that ended on its own (0, or a failure
   # to look at: its log is logs/<item>.log) stays in done/
   name=$(basename "$item"); name=${name%.[AB]}
-  rc=$(grep " end $name rc=" "$root/queue_times.log" 2>/dev/null | tail -1 | sed 's/.*rc=//')
+  rc=$( (grep " end $name rc=" "$root/queue_times.log" 2>/dev/null || true) | tail -1 | sed 's/.*rc=//')   # none: the worker itself was killed
   [ -z "$rc" ] || [ "$rc" = 143 ] || continue
   grep -q "resume=" "$item" || sed -i '$ s|$| resume='"$dir"'|' "$item"
   mv "$item" "$root/queue/$name"
