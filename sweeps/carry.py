@@ -10,7 +10,8 @@ confirmation runs (the report's gradient table reads only those). Checkpoints an
 behind, so a job that was cut runs again from its start (only its record is packed, for its time); a
 job with no record (still running, or killed) is left out and runs again. `restore` puts each sweep back at the same
 absolute path (the storage records its job dirs by path); then the sweep's command with
-resume=<dir> goes on. `pack` also keeps the work root's queue/ (worker.sh's command files); `restore`
+resume=<dir> goes on. `pack` also keeps the work root's queue/ (worker.sh's command files), the items
+running now back in it with resume=<their sweep dir>, so a pack taken mid-run restores too; `restore`
 puts it back with worker.sh. `land` ends a study's stay here once its report is built from the live sweeps:
 each sweep packed into <report>/runs/<sweep name> (the report's raw records), its items out of the packed
 queue, and the study dir moved from the work root to $LANDED_ROOT (default /work/landed), so that stop.sh
@@ -77,14 +78,27 @@ def pack(sweep: Path) -> Path:
     return dest
 
 
+def resumable(item: Path) -> str:
+    """A running item's command as the queue would get it back: ` resume=<its sweep dir>` added once its
+    sweep has begun (as stop.sh does), so that a machine lost mid-run goes on from the packed state."""
+    text, sweep = item.read_text(), sweep_of(item)
+    if "resume=" in text or sweep is None or not (sweep / "multirun.yaml").is_file():
+        return text
+    lines = text.rstrip("\n").split("\n")
+    return "\n".join(lines[:-1] + [f"{lines[-1]} resume={sweep}"]) + "\n"
+
+
 def pack_queue() -> None:
-    """The work root's queue (worker.sh's items, one command file each, run in name order) as it stands."""
+    """The work root's queue (worker.sh's items, one command file each, run in name order) as it stands,
+    with the items running now (running/<item>.<worker>) back in it under their own names."""
     shutil.rmtree(HERE / "queue", ignore_errors=True)
-    items = sorted(p for p in (ROOT / "queue").glob("*") if p.is_file() and p.name != "STOP")
-    for item in items:
+    items = {p.name: p.read_text() for p in sorted((ROOT / "queue").glob("*")) if p.is_file() and p.name != "STOP"}
+    running = {p.name.rsplit(".", 1)[0]: resumable(p) for p in sorted((ROOT / "running").glob("*.*")) if p.is_file()}
+    for name, text in sorted({**items, **running}.items()):
         (HERE / "queue").mkdir(exist_ok=True)
-        shutil.copy2(item, HERE / "queue" / item.name)
-    print(f"packed the queue: {len(items)} items ({', '.join(p.name for p in items) or 'none'})")
+        (HERE / "queue" / name).write_text(text)
+    names = sorted({**items, **running})
+    print(f"packed the queue: {len(names)} items ({', '.join(names) or 'none'}); {len(running)} of them running now")
 
 
 def sweep_of(item: Path) -> Path | None:
@@ -151,9 +165,9 @@ def restore() -> None:
 
 
 if __name__ == "__main__":
-    usage = {"pack": lambda n: n >= 3, "restore": lambda n: n == 2, "land": lambda n: n == 4}
+    usage = {"pack": lambda n: n >= 2, "restore": lambda n: n == 2, "land": lambda n: n == 4}
     if len(sys.argv) < 2 or sys.argv[1] not in usage or not usage[sys.argv[1]](len(sys.argv)):
-        refuse("usage: carry.py pack SWEEP_DIR... | carry.py restore | carry.py land STUDY_DIR REPORT_DIR")
+        refuse("usage: carry.py pack [SWEEP_DIR...] | carry.py restore | carry.py land STUDY_DIR REPORT_DIR")
     if sys.argv[1] == "pack":
         for path in sys.argv[2:]:
             pack(Path(path))

@@ -25,6 +25,4 @@ for item in "$root"/done/* "$root"/running/*; do
   mv "$item" "$root/queue/$name"
 done
 rm -f "$root/queue/STOP"
-# every sweep below the work root, finished ones too: a study's cells travel together until its report lands
-mapfile -t sweeps < <(find "$root" -name multirun.yaml -not -path '*/.submitit/*' -printf '%h\n' | sort)
-python3 "$here/carry.py" pack "${sweeps[@]}"
+bash "$here/checkpoint.sh"

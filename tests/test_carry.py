@@ -117,3 +117,44 @@ def test_land_moves_a_built_study_into_its_report_and_out_of_the_queue_and_work_
     (other / "multirun.yaml").write_text("hydra: {}\n")
     again = run(str(other.parent), str(report))
     assert again.returncode == 2 and "not among associative_recall's sources" in again.stderr and other.is_dir()
+
+
+def test_a_pack_taken_mid_run_puts_the_running_items_back_in_the_queue_to_resume(tmp_path: Path) -> None:
+    root, packed = tmp_path / "s19", tmp_path / "repo_sweeps"
+    begun, fresh = root / "temporal" / "vanilla", root / "temporal" / "rnn"
+    begun.mkdir(parents=True)
+    (begun / "multirun.yaml").write_text("hydra: {}\n")
+    job(begun, "tune-vanilla-t0", "completed")
+    for folder in ("queue", "running"):
+        (root / folder).mkdir()
+    (root / "queue" / "112-next").write_text("exec lstm-ablate -m\n")
+    (root / "running" / "110-begun.B").write_text(f"cd tree\nexec lstm-ablate -m hydra.sweep.dir={begun}\n")
+    (root / "running" / "111-fresh.A").write_text(f"cd tree\nexec lstm-ablate -m hydra.sweep.dir={fresh}\n")  # no multirun.yaml yet
+
+    out = carry("pack", str(begun), root=root, packed=packed)
+    assert "3 items (110-begun, 111-fresh, 112-next); 2 of them running now" in out
+    assert (packed / "queue" / "110-begun").read_text() == f"cd tree\nexec lstm-ablate -m hydra.sweep.dir={begun} resume={begun}\n"
+    assert (packed / "queue" / "111-fresh").read_text() == f"cd tree\nexec lstm-ablate -m hydra.sweep.dir={fresh}\n"
+    assert (root / "running" / "110-begun.B").read_text().count("resume=") == 0  # the live item is left as it runs
+
+
+def test_stop_requeues_an_item_whose_worker_was_killed_without_logging_its_end(tmp_path: Path) -> None:
+    """A machine that stops under the workers leaves items in running/ with a start and no end logged."""
+    root, packed = tmp_path / "s19", tmp_path / "repo_sweeps"
+    sweep = root / "temporal" / "vanilla"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    job(sweep, "tune-vanilla-t0", "completed")
+    for folder in ("queue", "running", "done"):
+        (root / folder).mkdir()
+    (root / "done" / "109-finished").write_text(f"exec lstm-ablate -m hydra.sweep.dir={sweep.parent / 'nfg'}\n")
+    (root / "running" / "110-vanilla.B").write_text(f"exec lstm-ablate -m hydra.sweep.dir={sweep}\n")
+    (root / "queue_times.log").write_text("T B start 109-finished\nT B end 109-finished rc=0\nT B start 110-vanilla\n")
+    env = {**os.environ, "WORK_ROOT": str(root), "SWEEPS_DIR": str(packed)}
+    done = subprocess.run(["bash", str(CARRY.parent / "stop.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (root / "queue" / "110-vanilla").read_text() == f"exec lstm-ablate -m hydra.sweep.dir={sweep} resume={sweep}\n"
+    assert not any((root / "running").iterdir()) and (root / "done" / "109-finished").is_file()
+    assert not (root / "queue" / "STOP").exists()
+    assert (packed / "queue" / "110-vanilla").read_text() == (root / "queue" / "110-vanilla").read_text()
+    assert (packed / "temporal" / "vanilla" / "tune-vanilla-t0" / "result.json").is_file()
